@@ -1,0 +1,186 @@
+"""The one config model: every knob of a node, a training run or a simulation, documented.
+
+Sections are small pydantic models composed into :class:`NodeConfig`. Configs load from TOML
+(``load_config``); any error is reported as one line naming the field and the reason
+(``ConfigError``). This module imports no torch so every layer may use it.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - Python 3.10
+    import tomli as tomllib
+
+
+class ConfigError(ValueError):
+    """A config could not be loaded; the message is one line naming the field and why."""
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class TaskConfig(_Section):
+    """Where a node's own tasks come from."""
+
+    families: dict[str, float] = Field(
+        default_factory=lambda: {"arith": 1.0},
+        description="Task family name -> sampling weight. Names: 'arith' (built in) or any "
+        "reasoning-gym dataset name (e.g. 'basic_arithmetic', 'chain_sum').",
+    )
+    family_params: dict[str, dict[str, Any]] = Field(
+        default_factory=dict,
+        description="Per-family generator config, e.g. {chain_sum = {min_terms = 2, max_terms = 2}}.",
+    )
+    pool_size: int = Field(
+        default=0, ge=0,
+        description="If > 0, draw tasks from a fixed recurring pool of this many problems "
+        "(learning within minutes on tiny models needs tasks that recur); 0 = fresh tasks forever.",
+    )
+    seed: int = Field(default=0, ge=0, description="Seed of this node's task stream.")
+    prompt_style: Literal["short", "instruct"] = Field(
+        default="short",
+        description="'short': 'Q: ... A: <answer>' for tiny models; 'instruct': full instructions "
+        "asking for the answer inside <answer>...</answer>.",
+    )
+    format_reward: float = Field(
+        default=0.0, ge=0.0, le=1.0,
+        description="Weight of a small reward for a well-formed <answer> tag (0 = off).",
+    )
+
+    @model_validator(mode="after")
+    def _weights_positive(self) -> TaskConfig:
+        if not self.families:
+            raise ValueError("families: at least one task family is needed")
+        for name, w in self.families.items():
+            if not w > 0:
+                raise ValueError(f"families.{name}: weight must be > 0, got {w}")
+        return self
+
+
+class ModelConfig(_Section):
+    """The node's policy."""
+
+    name: str = Field(
+        default="tiny-4m",
+        description="'tiny-0.5m' or 'tiny-4m' (built in code), a hub id or a local path.",
+    )
+    warm_start: bool = Field(
+        default=True, description="Tiny models only: start from the cached supervised warm start."
+    )
+    warm_start_steps: int = Field(default=600, ge=0, description="Supervised steps of the warm start.")
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] = Field(
+        default="auto", description="'auto' = bfloat16 on GPUs that support it, else float32."
+    )
+    device: str = Field(default="auto", description="'auto', 'cpu', 'cuda', 'cuda:1', ...")
+    cache_dir: str = Field(
+        default="~/.cache/swarmrl", description="Where warm starts and built tokenizers are cached."
+    )
+
+
+class GenerationConfig(_Section):
+    """How completions are sampled."""
+
+    backend: Literal["hf", "vllm"] = Field(default="hf", description="Generation backend.")
+    group_size: int = Field(default=8, ge=1, le=64, description="G: completions per task.")
+    max_new_tokens: int = Field(default=16, ge=1, le=8192, description="Per completion.")
+    temperature: float = Field(default=1.0, gt=0.0, le=10.0)
+    top_p: float = Field(default=1.0, gt=0.0, le=1.0)
+
+
+class GRPOConfig(_Section):
+    """The GRPO update (names follow TRL where they overlap)."""
+
+    tasks_per_step: int = Field(default=4, ge=1, description="Local rollout groups per step (I).")
+    learning_rate: float = Field(default=3e-4, gt=0.0, le=1.0, description="AdamW learning rate.")
+    weight_decay: float = Field(default=0.0, ge=0.0)
+    adam_betas: tuple[float, float] = Field(default=(0.9, 0.999))
+    max_grad_norm: float = Field(default=1.0, gt=0.0, description="Gradient clipping norm.")
+    epsilon_low: float = Field(default=0.2, ge=0.0, le=1.0, description="Lower clip (1-eps).")
+    epsilon_high: float = Field(default=0.28, ge=0.0, le=10.0, description="Upper clip (1+eps).")
+    loss_type: Literal["grpo", "dr_grpo", "dapo"] = Field(
+        default="dapo",
+        description="'grpo': per-sequence mean; 'dr_grpo': sum / (batch x max_new_tokens); "
+        "'dapo': token-level mean over the batch.",
+    )
+    scale_rewards: Literal["group", "none"] = Field(
+        default="group", description="'group': (r-mean)/std per group; 'none': Dr. GRPO mean-only."
+    )
+    beta: float = Field(default=0.0, ge=0.0, description="KL coefficient to the reference (0 = off).")
+    kl_estimator: Literal["k1", "k3"] = Field(default="k3")
+    num_iterations: int = Field(
+        default=1, ge=1, le=32, description="Optimizer passes per batch (>1 lets the clip act)."
+    )
+    mask_truncated: bool = Field(
+        default=False, description="Exclude completions cut by max_new_tokens from the loss."
+    )
+    drop_zero_advantage: bool = Field(
+        default=True, description="Skip groups whose advantages are all zero (no signal)."
+    )
+
+
+class CheckpointConfig(_Section):
+    every: int = Field(default=50, ge=0, description="Checkpoint every k steps (0 = only at exit).")
+    keep: int = Field(default=2, ge=1, description="How many recent checkpoints to keep.")
+
+
+class TrainConfig(_Section):
+    """A single node training alone: `swarmrl train`."""
+
+    steps: int = Field(default=200, ge=1, description="Training steps to run.")
+    seed: int = Field(default=0, ge=0, description="Seed of torch and sampling.")
+    model: ModelConfig = Field(default_factory=ModelConfig)
+    tasks: TaskConfig = Field(default_factory=TaskConfig)
+    generation: GenerationConfig = Field(default_factory=GenerationConfig)
+    grpo: GRPOConfig = Field(default_factory=GRPOConfig)
+    checkpoint: CheckpointConfig = Field(default_factory=CheckpointConfig)
+    threads: int = Field(
+        default=0, ge=0, description="torch CPU threads (0 = leave torch's default)."
+    )
+
+
+def format_validation_error(err: ValidationError) -> str:
+    """One line: the first failing field and why (pydantic's own words, made compact)."""
+    first = err.errors()[0]
+    loc = ".".join(str(p) for p in first.get("loc", ())) or "config"
+    msg = first.get("msg", "invalid")
+    extra = f" (and {err.error_count() - 1} more)" if err.error_count() > 1 else ""
+    return f"{loc}: {msg}{extra}"
+
+
+def parse_config(model: type[BaseModel], data: dict[str, Any]) -> Any:
+    try:
+        return model.model_validate(data)
+    except ValidationError as e:
+        raise ConfigError(format_validation_error(e)) from None
+
+
+def load_toml(path: str | Path) -> dict[str, Any]:
+    p = Path(path)
+    try:
+        return tomllib.loads(p.read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"{p}: no such config file") from None
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"{p}: not valid TOML ({e})") from None
+
+
+def load_config(model: type[BaseModel], path: str | Path | None, **overrides: Any) -> Any:
+    """Load a config section model from TOML (or defaults), then apply dotted overrides."""
+    data: dict[str, Any] = load_toml(path) if path else {}
+    for dotted, value in overrides.items():
+        if value is None:
+            continue
+        node = data
+        *parents, leaf = dotted.split(".")
+        for key in parents:
+            node = node.setdefault(key, {})
+        node[leaf] = value
+    return parse_config(model, data)
