@@ -1,0 +1,83 @@
+"""The wire contract: messages, signed envelopes and their codec, identities, replay protection,
+and the transports that carry bytes between nodes. No torch here (see docs/architecture.md)."""
+
+from swarmrl.protocol.codec import (
+    DEFAULT_MAX_SIZE,
+    Envelope,
+    decode,
+    decode_message,
+    encode,
+    encode_message,
+    seal,
+)
+from swarmrl.protocol.errors import (
+    IdentityError,
+    ProtocolError,
+    RequestTimeout,
+    TransportClosed,
+    TransportError,
+)
+from swarmrl.protocol.identity import Identity, public_key_from_peer_id, verify
+from swarmrl.protocol.memory import LinkSpec, MemoryNetwork, MemoryTransport
+from swarmrl.protocol.messages import (
+    MESSAGE_KINDS,
+    PROTOCOL_VERSION,
+    SCHEMA_VERSION,
+    FreeFormTask,
+    HardwareSummary,
+    Message,
+    PeerCard,
+    RolloutGroup,
+    SamplerInfo,
+    Task,
+    TaskProposal,
+    TaskSpec,
+    TeacherReply,
+    TeacherRequest,
+    content_id,
+    task_key,
+)
+from swarmrl.protocol.replay import ReplayGuard, SeqCounter
+from swarmrl.protocol.transport import Handler, Subscription, Transport
+
+__all__ = [
+    "DEFAULT_MAX_SIZE",
+    "MESSAGE_KINDS",
+    "PROTOCOL_VERSION",
+    "SCHEMA_VERSION",
+    "Envelope",
+    "FreeFormTask",
+    "Handler",
+    "HardwareSummary",
+    "Identity",
+    "IdentityError",
+    "LinkSpec",
+    "MemoryNetwork",
+    "MemoryTransport",
+    "Message",
+    "PeerCard",
+    "ProtocolError",
+    "ReplayGuard",
+    "RequestTimeout",
+    "RolloutGroup",
+    "SamplerInfo",
+    "SeqCounter",
+    "Subscription",
+    "Task",
+    "TaskProposal",
+    "TaskSpec",
+    "TeacherReply",
+    "TeacherRequest",
+    "Transport",
+    "TransportClosed",
+    "TransportError",
+    "content_id",
+    "decode",
+    "decode_message",
+    "encode",
+    "encode_message",
+    "public_key_from_peer_id",
+    "seal",
+    "task_key",
+    "verify",
+]

@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import hashlib
 import json
-from typing import Annotated, Literal, Union
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints
 
 PROTOCOL_VERSION = 1
 """Wire protocol version. A peer with another major version is refused at the handshake."""
@@ -34,16 +34,29 @@ MAX_TEACHER_SEQS = 64
 MAX_ADDRS = 16
 MAX_ROLES = 8
 
-Name = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:/+-]+$")]
-ShortText = Annotated[str, StringConstraints(max_length=256)]
-PeerIdStr = Annotated[str, StringConstraints(min_length=1, max_length=128, pattern=r"^[1-9A-HJ-NP-Za-km-z]+$")]
-Fingerprint = Annotated[str, StringConstraints(max_length=128)]
-ParamValue = Union[
-    bool,
-    Annotated[int, Field(ge=-(2**53), le=2**53)],
-    Annotated[float, Field(allow_inf_nan=False)],
-    Annotated[str, StringConstraints(max_length=MAX_PARAM_STR)],
+Name = Annotated[
+    str, StringConstraints(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:/+-]+$")
 ]
+ShortText = Annotated[str, StringConstraints(max_length=256)]
+PeerIdStr = Annotated[
+    str, StringConstraints(min_length=1, max_length=128, pattern=r"^[1-9A-HJ-NP-Za-km-z]+$")
+]
+Fingerprint = Annotated[str, StringConstraints(max_length=128)]
+
+
+def _float_only(value: object) -> object:
+    if not isinstance(value, float):
+        raise ValueError("not a float")
+    return value
+
+
+ParamValue = (
+    bool
+    | Annotated[int, Field(ge=-(2**53), le=2**53)]
+    # floats only: an int too big for the int branch is refused, not silently made a float
+    | Annotated[float, BeforeValidator(_float_only), Field(allow_inf_nan=False)]
+    | Annotated[str, StringConstraints(max_length=MAX_PARAM_STR)]
+)
 Role = Literal["solver", "creator", "teacher", "bootstrap"]
 
 
@@ -85,7 +98,7 @@ class FreeFormTask(_Message):
     created_round: int = Field(default=0, ge=0, le=2**31)
 
 
-Task = Annotated[Union[TaskSpec, FreeFormTask], Field(discriminator="type")]
+Task = Annotated[TaskSpec | FreeFormTask, Field(discriminator="type")]
 
 
 class SamplerInfo(_Message):
@@ -181,7 +194,7 @@ MESSAGE_KINDS: dict[str, type[_Message]] = {
 
 KIND_OF: dict[type[_Message], str] = {cls: kind for kind, cls in MESSAGE_KINDS.items()}
 
-Message = Union[RolloutGroup, TaskProposal, PeerCard, TeacherRequest, TeacherReply]
+Message = RolloutGroup | TaskProposal | PeerCard | TeacherRequest | TeacherReply
 
 
 def _canonical(obj: object) -> bytes:
