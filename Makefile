@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed-test
 # torch is pinned here (not in pyproject) so this machine's CPU build is used; users stay free.
 PIP_INSTALL := $(PY) -m pip install -q --disable-pip-version-check -c constraints.txt
 
-.PHONY: test demo lint bench clean
+.PHONY: test demo lint clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -21,3 +21,7 @@ lint: $(STAMP)
 
 clean:
 	rm -rf $(VENV) .pytest_cache build *.egg-info
+
+# The main job on the embedded default: a simulated swarm of tiny models, progress bar + report.
+demo: $(STAMP)
+	$(VENV)/bin/swarmrl sim --out runs/demo

@@ -1,0 +1,67 @@
+"""Everything that enters from the swarm passes here first.
+
+Bad bytes are dropped, counted by reason, logged at debug, and never raised: a peer's claims
+are hints, never facts. Checks, in order: decode (size, schema, signature), own messages,
+kind vs topic, replay window and clock skew, then the kind-specific admission (the swarm pool
+deduplicates, bounds each peer's share and refuses stale groups).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING
+
+from swarmrl.protocol import ProtocolError, ReplayGuard, decode
+from swarmrl.protocol.messages import PeerCard, RolloutGroup
+
+if TYPE_CHECKING:
+    from swarmrl.node.loop import Node
+
+log = logging.getLogger("swarmrl.node.admission")
+
+
+class Admission:
+    def __init__(self, node: Node) -> None:
+        self.node = node
+        self.replay = ReplayGuard()
+
+    def admit(self, via: str, data: bytes) -> str | None:
+        """Admit one message; returns None if accepted, else the reason it was dropped."""
+        node = self.node
+        now = node.runtime.now()
+        try:
+            env = decode(data)
+        except ProtocolError as e:
+            return self._drop(via, "malformed", str(e))
+        if env.sender == node.peer_id:
+            return self._drop(env.sender, "own_message", "", count_peer=False)
+        try:
+            self.replay.check(env, now)
+        except ProtocolError as e:
+            return self._drop(env.sender, "replay", str(e))
+        peer = node.peers.touch(env.sender, now)
+        msg = env.payload
+        if isinstance(msg, RolloutGroup):
+            reason = node.pool.add(msg, env.sender, node.step)
+            if reason is not None:
+                return self._drop(env.sender, reason, "")
+        elif isinstance(msg, PeerCard):
+            if msg.peer_id != env.sender:
+                return self._drop(env.sender, "card_not_own", "")
+            if msg.swarm_id != node.cfg.swarm_id:
+                return self._drop(env.sender, "other_swarm", msg.swarm_id)
+            peer.card = msg
+        else:
+            return self._drop(env.sender, "unexpected_kind", env.kind)
+        peer.admitted += 1
+        node.metrics.count(f"admitted:{env.kind}")
+        return None
+
+    def _drop(self, peer_id: str, reason: str, detail: str, count_peer: bool = True) -> str:
+        self.node.metrics.count(f"dropped:{reason}")
+        if count_peer:
+            info = self.node.peers.get(peer_id)
+            if info is not None:
+                info.dropped[reason] += 1
+        log.debug("dropped message from %s: %s %s", peer_id[:16], reason, detail[:200])
+        return reason

@@ -1,0 +1,254 @@
+"""The one node loop, shared by the daemon, `swarmrl train` and the simulator.
+
+Per step: sample tasks -> generate G completions -> verify locally -> publish the rollout groups
+-> take J external groups from the swarm pool (re-scored locally) -> one GRPO update -> metrics
+-> checkpoint every k steps. Receiving runs concurrently and never blocks training: a node with
+no peers simply trains on its own groups (silo).
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import trio
+
+from swarmrl import __version__
+from swarmrl.config import NodeConfig
+from swarmrl.node.admission import Admission
+from swarmrl.node.metrics import Metrics
+from swarmrl.node.peers import PeerTable
+from swarmrl.node.runtime import Runtime
+from swarmrl.protocol import Identity, SeqCounter, Transport, encode, seal
+from swarmrl.protocol.messages import (
+    PROTOCOL_VERSION,
+    PeerCard,
+    RolloutGroup,
+    SamplerInfo,
+    task_key,
+)
+from swarmrl.tasks import TaskSampler, format_prompt, materialize, verify
+from swarmrl.training.brain import Brain, RolloutRequest, ScoredGroup, TrainStats
+from swarmrl.training.checkpoint_files import latest_checkpoint, tuplify
+from swarmrl.training.sapo import Rescorer, SkillTracker, SwarmPool, select_external, to_wire
+
+log = logging.getLogger("swarmrl.node")
+
+
+def topic(swarm_id: str, name: str) -> str:
+    return f"/swarmrl/{swarm_id}/{name}/1"
+
+
+@dataclass
+class StepResult:
+    step: int
+    reward: float
+    stats: TrainStats
+    local_groups: list[ScoredGroup]
+    external_groups: list[ScoredGroup] = field(default_factory=list)
+
+
+class Node:
+    """A swarm peer: its brain, its tasks, its pool, its transport and its metrics."""
+
+    def __init__(
+        self,
+        cfg: NodeConfig,
+        brain: Brain,
+        transport: Transport,
+        identity: Identity,
+        runtime: Runtime,
+        out_dir: Path | None = None,
+    ) -> None:
+        self.cfg = cfg
+        self.brain = brain
+        self.transport = transport
+        self.identity = identity
+        self.runtime = runtime
+        self.out_dir = out_dir
+        self.sampler = TaskSampler(cfg.tasks, node_seed=cfg.seed)
+        self.pool = SwarmPool(cfg.sapo)
+        self.rescorer = Rescorer(cfg.tasks.prompt_style, cfg.tasks.format_reward)
+        self.skills = SkillTracker()
+        self.peers = PeerTable()
+        self.metrics = Metrics(out_dir / "metrics.jsonl" if out_dir else None)
+        self.admission = Admission(self)
+        self.rng = random.Random(cfg.seed * 7919 + 17)
+        self.step = 0
+        # Sequence numbers start from the clock, so they keep rising across restarts and
+        # peers' replay windows never mistake a resumed node for a replayer.
+        self.seq = SeqCounter(int(runtime.now() * 1_000_000))
+        self.paused = False
+        self.started_at = runtime.now()
+        self.recent: list[StepResult] = []
+        self.topics = {n: topic(cfg.swarm_id, n) for n in ("rollouts", "tasks", "peers")}
+
+    @property
+    def peer_id(self) -> str:
+        return self.identity.peer_id
+
+    # --- the loop ------------------------------------------------------------------------
+    async def run(self, steps: int | None = None) -> None:
+        """Train until ``steps`` total steps are done (config default; 0 = until cancelled)."""
+        target = self.cfg.steps if steps is None else steps
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(self._receive, self.topics["rollouts"])
+            nursery.start_soon(self._receive, self.topics["peers"])
+            nursery.start_soon(self._announce_loop)
+            while target == 0 or self.step < target:
+                if self.paused:
+                    await trio.sleep(0.5)
+                    continue
+                await self.train_one_step()
+            nursery.cancel_scope.cancel()
+
+    async def train_one_step(self) -> StepResult:
+        t0 = self.runtime.now()
+        local = await self._rollout_local()
+        await self._publish_groups(local)
+        self.pool.expire(self.step)
+        chosen = select_external(self.pool, self.rescorer, self.skills, self.cfg.sapo, self.rng)
+        external = [self.rescorer.rescore(e) for e in chosen]
+        stats = await self.runtime.run(
+            lambda: self.brain.train(local + external), lambda s: s.tokens
+        )
+        self.pool.mark_used(chosen)
+        self.step += 1
+        result = StepResult(self.step, _mean_reward(local), stats, local, external)
+        self._record(result, self.runtime.now() - t0)
+        if self.cfg.checkpoint.every and self.step % self.cfg.checkpoint.every == 0:
+            self.save_checkpoint()
+        return result
+
+    async def _rollout_local(self) -> list[ScoredGroup]:
+        if self.cfg.sapo.local == 0:
+            return []
+        specs = self.sampler.sample(self.cfg.sapo.local)
+        problems = [materialize(s) for s in specs]
+        style = self.cfg.tasks.prompt_style
+        requests = [
+            RolloutRequest(format_prompt(p, style), p.family, task_key(s), p.answer)
+            for s, p in zip(specs, problems)
+        ]
+        G = self.cfg.generation.group_size
+        samples = await self.runtime.run(
+            lambda: self.brain.rollout(requests, G),
+            lambda out: sum(c.num_tokens for group in out for c in group),
+        )
+        groups = []
+        for spec, prob, req, comps in zip(specs, problems, requests, samples):
+            rewards = [
+                verify(prob, c.text, style, self.cfg.tasks.format_reward).reward for c in comps
+            ]
+            self.skills.update(prob.family, sum(rewards) / len(rewards))
+            groups.append(ScoredGroup(req.prompt, comps, rewards, True, req.task_key,
+                                      prob.family, prob.answer, spec))
+        return groups
+
+    # --- gossip --------------------------------------------------------------------------
+    async def _publish_groups(self, groups: list[ScoredGroup]) -> None:
+        if not self.cfg.sapo.publish:
+            return
+        sampler = SamplerInfo(
+            model_id=self.brain.model_id[:256],
+            tokenizer_fingerprint=self.brain.tokenizer_fingerprint[:128],
+            policy_version=self.brain.policy_version,
+            temperature=self.cfg.generation.temperature,
+            top_p=self.cfg.generation.top_p,
+            max_new_tokens=self.cfg.generation.max_new_tokens,
+        )
+        for g in groups:
+            msg = RolloutGroup(
+                task=g.task,
+                completions=[to_wire(g.prompt, c.text) for c in g.completions],
+                sampler=sampler,
+                claimed_rewards=g.rewards,
+                round=self.step,
+            )
+            await self._publish("rollouts", msg)
+
+    async def _publish(self, name: str, msg: Any) -> None:
+        now = self.runtime.now()
+        try:
+            data = encode(seal(msg, self.identity, seq=self.seq.next(), timestamp=now))
+        except Exception as e:  # an oversized group is our problem, never the loop's
+            self.metrics.count(f"publish_failed:{type(e).__name__}")
+            log.debug("not publishing %s: %s", name, e)
+            return
+        await self.transport.publish(self.topics[name], data)
+        self.metrics.count(f"published:{name}")
+
+    async def _receive(self, topic_name: str) -> None:
+        async for sender, data in self.transport.subscribe(topic_name):
+            self.admission.admit(sender, data)
+
+    def card(self) -> PeerCard:
+        return PeerCard(
+            peer_id=self.peer_id,
+            swarm_id=self.cfg.swarm_id,
+            roles=list(self.cfg.roles),
+            model_id=self.brain.model_id[:256],
+            tokenizer_fingerprint=self.brain.tokenizer_fingerprint[:128],
+            policy_version=self.brain.policy_version,
+            software_version=__version__,
+            protocol_version=PROTOCOL_VERSION,
+        )
+
+    async def _announce_loop(self) -> None:
+        while True:
+            await self._publish("peers", self.card())
+            await trio.sleep(self.cfg.peer_card_every_s)
+
+    # --- records -------------------------------------------------------------------------
+    def _record(self, r: StepResult, seconds: float) -> None:
+        ext_rewards = [x for g in r.external_groups for x in g.rewards]
+        row = {
+            "step": r.step,
+            "time": round(self.runtime.now() - self.started_at, 4),
+            "reward": r.reward,
+            "external_reward": sum(ext_rewards) / len(ext_rewards) if ext_rewards else None,
+            "loss": r.stats.loss,
+            "tokens": r.stats.tokens,
+            "seconds": round(seconds, 4),
+            "groups_local": len(r.local_groups),
+            "groups_external": len(r.external_groups),
+            "groups_with_signal": r.stats.groups_with_signal,
+            "policy_version": self.brain.policy_version,
+            "pool": len(self.pool),
+            "peers": len(self.peers),
+        }
+        row.update({k: v for k, v in r.stats.extra.items() if k not in row})
+        self.metrics.log_step(row)
+        self.recent = (self.recent + [r])[-32:]
+
+    def checkpoint_root(self) -> Path | None:
+        return self.out_dir / "checkpoints" if self.out_dir else None
+
+    def save_checkpoint(self) -> Path | None:
+        root = self.checkpoint_root()
+        if root is None:
+            return None
+        extra = {"step": self.step, "sampler": self.sampler.state_dict(),
+                 "rng": self.rng.getstate()}
+        return self.brain.save(root, self.step, extra, self.cfg.checkpoint.keep)
+
+    def resume(self) -> bool:
+        """Load the latest complete checkpoint under out_dir; returns whether one was found."""
+        root = self.checkpoint_root()
+        path = latest_checkpoint(root) if root is not None else None
+        if path is None:
+            return False
+        extra = self.brain.load(path)
+        self.step = int(extra["step"])
+        self.sampler.load_state_dict(extra["sampler"])
+        self.rng.setstate(tuplify(extra["rng"]))
+        log.info("resumed %s from %s at step %d", self.cfg.name, path, self.step)
+        return True
+
+
+def _mean_reward(groups: list[ScoredGroup]) -> float:
+    rewards = [x for g in groups for x in g.rewards]
+    return sum(rewards) / len(rewards) if rewards else float("nan")

@@ -1,0 +1,189 @@
+"""Run a whole swarm in one process: the real Node loop over the in-memory network.
+
+Every node is the same ``Node`` the daemon runs, with a ``SimRuntime`` (inline model work,
+modelled virtual time) and a ``MemoryTransport`` endpoint. The run happens under trio's
+MockClock, so latencies, partitions and churn cost virtual seconds, not wall seconds, and the
+same seed gives the same run.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import trio
+import trio.testing
+
+from swarmrl.config import NodeConfig
+from swarmrl.node.loop import Node
+from swarmrl.node.runtime import SimRuntime
+from swarmrl.protocol import Identity, LinkSpec, MemoryNetwork
+from swarmrl.simulator.scenario import NodeSpec, Scenario
+from swarmrl.simulator.stub import StubBrain
+from swarmrl.training.brain import Brain
+
+log = logging.getLogger("swarmrl.sim")
+
+ProgressFn = Callable[[str, int], None]
+
+
+@dataclass
+class SimNode:
+    spec: NodeSpec
+    cfg: NodeConfig
+    node: Node
+    online: bool = True
+    scope: trio.CancelScope | None = None
+    done: bool = False
+
+
+@dataclass
+class SimResult:
+    scenario: Scenario
+    nodes: list[SimNode]
+    virtual_seconds: float = 0.0
+    events: list[str] = field(default_factory=list)
+
+
+def make_brain(spec: NodeSpec, cfg: NodeConfig) -> Brain:
+    if spec.brain == "stub":
+        return StubBrain(skills=spec.stub_skills, seed=cfg.seed)
+    from swarmrl.training.lm_brain import LMBrain
+
+    return LMBrain.from_config(cfg)
+
+
+def _identity(seed: int, index: int) -> Identity:
+    # Deterministic keys so peer ids, and therefore pool ordering, repeat across runs.
+    import hashlib
+
+    return Identity.from_private_bytes(hashlib.sha256(f"swarmrl-sim/{seed}/{index}".encode()).digest())
+
+
+def _matches(name: str, patterns: list[str]) -> bool:
+    return any(name == p or name.startswith(p + "-") for p in patterns)
+
+
+class Simulation:
+    def __init__(self, scenario: Scenario, out_dir: Path | None,
+                 progress: ProgressFn | None = None,
+                 brain_factory: Callable[[NodeSpec, NodeConfig], Brain] = make_brain) -> None:
+        self.scenario = scenario
+        self.out_dir = out_dir
+        self.progress = progress or (lambda name, step: None)
+        self.brain_factory = brain_factory
+        self.nodes: list[SimNode] = []
+        self.events: list[str] = []
+        self.net: MemoryNetwork | None = None
+
+    def build(self, net: MemoryNetwork) -> None:
+        sc = self.scenario
+        for i, (spec, cfg) in enumerate(sc.node_configs()):
+            ident = _identity(sc.seed, i)
+            runtime = SimRuntime(sc.seconds_per_token, spec.speed)
+            node_dir = self.out_dir / "nodes" / cfg.name if self.out_dir else None
+            node = Node(cfg, self.brain_factory(spec, cfg), net.endpoint(ident.peer_id), ident,
+                        runtime, node_dir)
+            self.nodes.append(SimNode(spec, cfg, node))
+
+    async def run(self) -> SimResult:
+        sc = self.scenario
+        link = LinkSpec(latency_s=sc.network.latency_ms / 1000, jitter_s=sc.network.jitter_ms / 1000,
+                        loss=sc.network.loss, bandwidth_bps=sc.network.bandwidth_mbps * 1e6)
+        async with MemoryNetwork(seed=sc.seed, default_link=link) as net:
+            self.net = net
+            self.build(net)
+            async with trio.open_nursery() as nursery:
+                for sn in self.nodes:
+                    nursery.start_soon(self._drive, sn)
+                nursery.start_soon(self._events)
+                while not all(sn.done for sn in self.nodes):
+                    await trio.sleep(1.0)
+                nursery.cancel_scope.cancel()
+        for sn in self.nodes:
+            sn.node.metrics.close()
+        return SimResult(sc, self.nodes, trio.current_time(), self.events)
+
+    async def _drive(self, sn: SimNode) -> None:
+        """Run one node to its step count, across leaves and rejoins."""
+        while sn.node.step < sn.cfg.steps:
+            if not sn.online:
+                await trio.sleep(1.0)
+                continue
+            with trio.CancelScope() as scope:
+                sn.scope = scope
+                async with trio.open_nursery() as nursery:
+                    nursery.start_soon(self._watch_progress, sn)
+                    await sn.node.run(sn.cfg.steps)
+                    nursery.cancel_scope.cancel()
+            sn.scope = None
+        sn.done = True
+        self.progress(sn.cfg.name, sn.node.step)
+
+    async def _watch_progress(self, sn: SimNode) -> None:
+        last = -1
+        while True:
+            if sn.node.step != last:
+                last = sn.node.step
+                self.progress(sn.cfg.name, last)
+            await trio.sleep(0.5)
+
+    async def _events(self) -> None:
+        timeline: list[tuple[float, str, Callable[[], None]]] = []
+        for p in self.scenario.partitions:
+            timeline.append((p.at_s, f"partition {p.groups}", lambda p=p: self._partition(p.groups)))
+            timeline.append((p.until_s, "heal", self._heal))
+        for c in self.scenario.churn:
+            timeline.append((c.leave_at_s, f"{c.node} leaves", lambda c=c: self._set_online(c.node, False)))
+            if c.join_at_s is not None:
+                timeline.append((c.join_at_s, f"{c.node} rejoins",
+                                 lambda c=c: self._set_online(c.node, True)))
+        for at, label, action in sorted(timeline, key=lambda t: t[0]):
+            await trio.sleep_until(at)
+            self.events.append(f"t={at:.1f}s {label}")
+            action()
+
+    def _partition(self, groups: list[list[str]]) -> None:
+        assert self.net is not None
+        ids = [[sn.node.peer_id for sn in self.nodes if _matches(sn.cfg.name, g)] for g in groups]
+        self.net.partition(ids)
+
+    def _heal(self) -> None:
+        assert self.net is not None
+        self.net.heal()
+
+    def _set_online(self, pattern: str, online: bool) -> None:
+        assert self.net is not None
+        for sn in self.nodes:
+            if not _matches(sn.cfg.name, [pattern]) or sn.online == online:
+                continue
+            sn.online = online
+            if not online:
+                if sn.scope is not None:
+                    sn.scope.cancel()
+                sn.node.transport.close_nowait()
+            else:
+                # Rejoining: a fresh endpoint, the node's state as its last moment (as a resume).
+                sn.node.transport = self.net.endpoint(sn.node.peer_id)
+
+
+def run_scenario(scenario: Scenario, out_dir: Path | None,
+                 progress: ProgressFn | None = None,
+                 brain_factory: Callable[[NodeSpec, NodeConfig], Brain] = make_brain) -> SimResult:
+    """Run a scenario to completion under trio's virtual clock."""
+    if out_dir is not None:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    _set_threads(scenario.threads)
+    sim = Simulation(scenario, out_dir, progress, brain_factory)
+    clock = trio.testing.MockClock(autojump_threshold=0)
+    return trio.run(sim.run, clock=clock)
+
+
+def _set_threads(n: int) -> None:
+    try:
+        import torch
+    except ImportError:  # pragma: no cover - torch is a dependency, but the stub needs none
+        return
+    torch.set_num_threads(n)

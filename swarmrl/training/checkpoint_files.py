@@ -1,0 +1,140 @@
+"""Checkpoint directories that survive a kill at any instant (no torch: any brain can use them).
+
+A checkpoint is ``root/step-00000123/`` with whatever files its writer puts there plus a
+``manifest.json`` (a sha256 of every other file) written last. Everything is written into a
+temporary sibling directory, fsynced, then renamed into place, so a checkpoint is either all
+there or not there; ``latest_checkpoint`` still verifies the manifest and skips bad ones.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+FORMAT = 1
+MANIFEST = "manifest.json"
+PREFIX = "step-"
+
+
+def _fsync_path(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def fsync_tree(root: Path) -> None:
+    """fsync every file and directory under root (directories last, so renames are durable)."""
+    for dirpath, _, filenames in os.walk(root, topdown=False):
+        for f in filenames:
+            _fsync_path(Path(dirpath) / f)
+        _fsync_path(Path(dirpath))
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _files(root: Path) -> list[str]:
+    return sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.is_file())
+
+
+def write_manifest(d: Path) -> None:
+    """The manifest last: it vouches for everything written before it."""
+    manifest = {"format": FORMAT, "files": {f: sha256_file(d / f) for f in _files(d)}}
+    (d / MANIFEST).write_text(json.dumps(manifest, indent=2))
+
+
+def write_step_dir(root: str | Path, step: int, writer: Callable[[Path], None],
+                   keep: int = 2) -> Path:
+    """Write ``root/step-<step>`` atomically with ``writer(tmpdir)``; keep the ``keep`` newest."""
+    root = Path(root)
+    root.mkdir(parents=True, exist_ok=True)
+    remove_stale_tmp(root)
+    final = root / f"{PREFIX}{step:08d}"
+    tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{os.getpid()}-", dir=root))
+    try:
+        writer(tmp)
+        write_manifest(tmp)
+        fsync_tree(tmp)
+        if final.exists():  # the same step saved twice: swap the old one out first
+            trash = root / f".tmp-{os.getpid()}-old-{final.name}"
+            os.rename(final, trash)
+            shutil.rmtree(trash)
+        os.rename(tmp, final)
+        _fsync_path(root)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+    for old in list_checkpoints(root)[:-keep]:
+        shutil.rmtree(old, ignore_errors=True)
+    return final
+
+
+def remove_stale_tmp(root: Path) -> None:
+    """Delete temporary directories left by writers that died (their pid is gone)."""
+    for p in root.glob(".tmp-*"):
+        try:
+            pid = int(p.name.split("-")[1])
+        except (IndexError, ValueError):
+            continue
+        if pid != os.getpid() and not _pid_alive(pid):
+            shutil.rmtree(p, ignore_errors=True)
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def list_checkpoints(root: str | Path) -> list[Path]:
+    """Checkpoint directories under ``root`` (complete or not), oldest step first."""
+    root = Path(root)
+    if not root.is_dir():
+        return []
+    found = []
+    for p in root.iterdir():
+        if p.is_dir() and p.name.startswith(PREFIX) and p.name[len(PREFIX):].isdigit():
+            found.append((int(p.name[len(PREFIX):]), p))
+    return [p for _, p in sorted(found)]
+
+
+def verify_checkpoint(path: str | Path) -> bool:
+    """True when the manifest exists, lists every file, and every hash matches."""
+    path = Path(path)
+    try:
+        manifest = json.loads((path / MANIFEST).read_text())
+        files = manifest["files"]
+        if set(files) != set(_files(path)) - {MANIFEST}:
+            return False
+        return all(sha256_file(path / f) == digest for f, digest in files.items())
+    except (OSError, ValueError, KeyError, TypeError):
+        return False
+
+
+def latest_checkpoint(root: str | Path) -> Path | None:
+    """The newest checkpoint that verifies; incomplete or corrupt ones are skipped."""
+    for path in reversed(list_checkpoints(root)):
+        if verify_checkpoint(path):
+            return path
+    return None
+
+
+def tuplify(x: object) -> object:
+    """random.Random state comes back from JSON as lists; setstate wants tuples."""
+    return tuple(tuplify(v) for v in x) if isinstance(x, list) else x

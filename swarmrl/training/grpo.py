@@ -1,0 +1,124 @@
+"""GRPO as pure functions: group advantages and the clipped policy-gradient loss.
+
+No model and no optimizer here, so every variant can be checked against numbers worked out by
+hand (tests/training/test_grpo.py). Names follow TRL where they overlap.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from swarmrl.config import GRPOConfig
+
+ADV_EPS = 1e-4  # TRL's: keeps (r - mean) / std finite when every reward in a group is equal
+
+
+def group_advantages(
+    rewards: torch.Tensor, scale: str = "group", eps: float = ADV_EPS
+) -> torch.Tensor:
+    """Advantages of one group's rewards [G] (or many equal-size groups [N, G], along the last dim).
+
+    'group': (r - mean) / (std + eps), std unbiased as in TRL. 'none': r - mean (Dr. GRPO: the
+    std division over-weights groups that are nearly all right or all wrong).
+    """
+    rewards = rewards.float()
+    centered = rewards - rewards.mean(dim=-1, keepdim=True)
+    if scale == "none":
+        return centered
+    if scale != "group":
+        raise ValueError(f"unknown advantage scaling {scale!r}")
+    if rewards.shape[-1] < 2:
+        return torch.zeros_like(rewards)
+    return centered / (rewards.std(dim=-1, keepdim=True) + eps)
+
+
+def kl_penalty(logprobs: torch.Tensor, ref_logprobs: torch.Tensor, estimator: str) -> torch.Tensor:
+    """Per-token KL(policy || ref) estimate on the policy's own samples.
+
+    k1 = logp - ref (unbiased, can be negative); k3 = exp(ref - logp) - (ref - logp) - 1
+    (unbiased, always >= 0, lower variance; TRL's).
+    """
+    if estimator == "k1":
+        return logprobs - ref_logprobs
+    if estimator == "k3":
+        delta = ref_logprobs - logprobs
+        return torch.exp(delta) - delta - 1
+    raise ValueError(f"unknown KL estimator {estimator!r}")
+
+
+def aggregate(
+    per_token: torch.Tensor, mask: torch.Tensor, loss_type: str, max_tokens: int
+) -> torch.Tensor:
+    """Reduce a [B, L] per-token loss to a scalar.
+
+    'grpo': mean over each sequence's tokens, then over sequences (short sequences weigh more per
+    token). 'dr_grpo': sum / (B * max_tokens), a constant normaliser with no length bias.
+    'dapo': sum / number of real tokens in the batch (token-level mean).
+    """
+    masked = torch.where(mask > 0, per_token, torch.zeros_like(per_token))
+    if loss_type == "grpo":
+        return (masked.sum(-1) / mask.sum(-1).clamp(min=1)).mean()
+    if loss_type == "dr_grpo":
+        return masked.sum() / (per_token.shape[0] * max_tokens)
+    if loss_type == "dapo":
+        return masked.sum() / mask.sum().clamp(min=1)
+    raise ValueError(f"unknown loss_type {loss_type!r}")
+
+
+def grpo_loss(
+    logprobs: torch.Tensor,
+    old_logprobs: torch.Tensor | None,
+    advantages: torch.Tensor,
+    mask: torch.Tensor,
+    cfg: GRPOConfig,
+    ref_logprobs: torch.Tensor | None = None,
+    max_tokens: int | None = None,
+) -> tuple[torch.Tensor, dict[str, float]]:
+    """The clipped GRPO objective, negated (a loss to minimise), and its statistics.
+
+    logprobs, old_logprobs, ref_logprobs, mask: [B, L]; advantages: [B] (one per sequence).
+    ``old_logprobs`` None means one pass on fresh samples: old = logprobs detached, ratio 1.
+    ``max_tokens`` is dr_grpo's length normaliser (default L).
+
+    per token: -min(ratio * A, clip(ratio, 1 - eps_low, 1 + eps_high) * A) + beta * KL.
+    """
+    mask = mask.to(logprobs.dtype)
+    old = logprobs.detach() if old_logprobs is None else old_logprobs
+    ratio = torch.exp(logprobs - old)
+    adv = advantages.to(logprobs.dtype).unsqueeze(-1)
+    clipped = torch.clamp(ratio, 1 - cfg.epsilon_low, 1 + cfg.epsilon_high)
+    per_token = -torch.min(ratio * adv, clipped * adv)
+    kl = None
+    if cfg.beta > 0:
+        if ref_logprobs is None:
+            raise ValueError("beta > 0 needs ref_logprobs")
+        kl = kl_penalty(logprobs, ref_logprobs, cfg.kl_estimator)
+        per_token = per_token + cfg.beta * kl
+    loss = aggregate(per_token, mask, cfg.loss_type, max_tokens or logprobs.shape[-1])
+    return loss, _stats(ratio, adv, mask, kl, cfg)
+
+
+@torch.no_grad()
+def _stats(
+    ratio: torch.Tensor, adv: torch.Tensor, mask: torch.Tensor, kl: torch.Tensor | None,
+    cfg: GRPOConfig,
+) -> dict[str, float]:
+    n = mask.sum().clamp(min=1)
+
+    def frac(x: torch.Tensor) -> float:
+        return float((x.to(mask.dtype) * mask).sum() / n)
+
+    # A token is clipped when the clip removes its gradient: ratio past the bound the advantage
+    # pushes toward.
+    low = (ratio < 1 - cfg.epsilon_low) & (adv < 0)
+    high = (ratio > 1 + cfg.epsilon_high) & (adv > 0)
+    stats = {
+        "clip_frac": frac(low | high),
+        "clip_low_frac": frac(low),
+        "clip_high_frac": frac(high),
+        "ratio_mean": float((ratio * mask).sum() / n),
+        "tokens": float(mask.sum()),
+    }
+    if kl is not None:
+        stats["kl"] = float((kl * mask).sum() / n)
+    return stats

@@ -1,0 +1,164 @@
+"""One node's GRPO update: scored groups of token ids in, one optimizer step (or a few) out.
+
+    groups -> advantages per group -> drop groups without signal -> [old log-probs]
+           -> num_iterations x (log-probs -> clipped loss -> backward -> clip -> AdamW)
+           -> policy.version += 1
+"""
+
+from __future__ import annotations
+
+import copy
+import random
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from swarmrl.config import GRPOConfig, NodeConfig
+from swarmrl.training.checkpoint import (
+    CheckpointState,
+    latest_checkpoint,
+    load_checkpoint,
+    save_checkpoint,
+)
+from swarmrl.training.grpo import group_advantages, grpo_loss
+from swarmrl.training.policy import Policy, sequence_logprobs
+
+SIGNAL_EPS = 1e-6  # an advantage smaller than this carries no gradient worth a forward pass
+
+
+@dataclass
+class Group:
+    """One task's G completions as this policy's token ids, with this node's own rewards."""
+
+    prompt_ids: list[int]
+    completion_ids: list[list[int]]
+    rewards: list[float]
+    truncated: list[bool] | None = None  # cut by max_new_tokens (None = none were)
+
+
+@dataclass
+class StepStats:
+    loss: float = 0.0  # first pass (its value does not depend on num_iterations)
+    reward_mean: float = 0.0  # over every group given, kept or dropped
+    groups: int = 0
+    groups_with_signal: int = 0
+    groups_trained: int = 0
+    sequences: int = 0
+    tokens: int = 0
+    clip_frac: float = 0.0  # mean over passes (always 0 on the first, where ratio == 1)
+    kl: float = 0.0
+    grad_norm: float = 0.0  # before clipping, last pass
+    seconds: float = 0.0
+    policy_version: int = 0
+    skipped: bool = False  # nothing to learn from: no update, version unchanged
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def seed_everything(seed: int, policy: Policy | None = None) -> None:
+    """Seed python, numpy, torch and the policy's sampler: a run is a function of its seed."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+    if policy is not None:
+        policy.seed(seed)
+
+
+class Learner:
+    """Holds the optimizer (and a frozen reference model when beta > 0) for one policy."""
+
+    def __init__(
+        self, policy: Policy, cfg: GRPOConfig | NodeConfig, max_new_tokens: int | None = None
+    ) -> None:
+        if isinstance(cfg, NodeConfig):
+            max_new_tokens = max_new_tokens or cfg.generation.max_new_tokens
+            cfg = cfg.grpo
+        self.policy = policy
+        self.cfg = cfg
+        self.max_new_tokens = max_new_tokens
+        self.optimizer = torch.optim.AdamW(
+            policy.model.parameters(), lr=cfg.learning_rate, betas=cfg.adam_betas,
+            weight_decay=cfg.weight_decay,
+        )
+        self.ref_model = None
+        if cfg.beta > 0:  # only then: a reference model costs a full copy of the weights
+            self.ref_model = copy.deepcopy(policy.model).eval().requires_grad_(False)
+
+    # --- the step --------------------------------------------------------------------------------
+    def train_step(self, groups: list[Group]) -> StepStats:
+        t0 = time.perf_counter()
+        stats = StepStats(groups=len(groups), policy_version=self.policy.version)
+        if groups:
+            stats.reward_mean = float(np.mean([r for g in groups for r in g.rewards]))
+        rows = self._rows(groups, stats)
+        if not any(c and keep for _, c, _, keep in rows):  # no token would carry a gradient
+            stats.skipped = True
+            stats.seconds = time.perf_counter() - t0
+            return stats
+        prompts, comps, adv, keep = map(list, zip(*rows, strict=True))
+        advantages = torch.tensor(adv, dtype=torch.float32, device=self.policy.device)
+        keep_t = torch.tensor(keep, dtype=torch.float32, device=self.policy.device)
+        old, ref = self._reference_logprobs(prompts, comps)
+        max_tokens = max(self.max_new_tokens or 0, max(len(c) for c in comps))
+        clip_fracs = []
+        for it in range(self.cfg.num_iterations):
+            logp, mask = self.policy.token_logprobs(prompts, comps)
+            mask = mask * keep_t[:, None]
+            loss, st = grpo_loss(logp, old, advantages, mask, self.cfg, ref, max_tokens)
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            grad_norm = torch.nn.utils.clip_grad_norm_(
+                self.policy.model.parameters(), self.cfg.max_grad_norm
+            )
+            self.optimizer.step()
+            if it == 0:
+                stats.loss, stats.tokens = float(loss.detach()), int(st["tokens"])
+            clip_fracs.append(st["clip_frac"])
+            stats.kl = st.get("kl", 0.0)
+        self.policy.version += 1
+        stats.grad_norm = float(grad_norm)
+        stats.clip_frac = float(np.mean(clip_fracs))
+        stats.sequences = len(rows)
+        stats.policy_version = self.policy.version
+        stats.seconds = time.perf_counter() - t0
+        return stats
+
+    def _rows(self, groups: list[Group], stats: StepStats) -> list[tuple]:
+        """(prompt, completion, advantage, keep) per sequence of the groups worth training on."""
+        rows = []
+        for g in groups:
+            adv = group_advantages(torch.tensor(g.rewards), self.cfg.scale_rewards)
+            signal = bool((adv.abs() > SIGNAL_EPS).any())
+            stats.groups_with_signal += signal
+            if not signal and self.cfg.drop_zero_advantage:
+                continue
+            stats.groups_trained += 1
+            truncated = g.truncated or [False] * len(g.completion_ids)
+            for comp, a, cut in zip(g.completion_ids, adv.tolist(), truncated, strict=True):
+                keep = 0.0 if (cut and self.cfg.mask_truncated) else 1.0
+                rows.append((g.prompt_ids, comp, a, keep))
+        return rows
+
+    @torch.no_grad()
+    def _reference_logprobs(self, prompts: list, comps: list) -> tuple:
+        """Old log-probs (only when several passes need a fixed ratio denominator) and ref's."""
+        old = ref = None
+        if self.cfg.num_iterations > 1:
+            old, _ = self.policy.token_logprobs(prompts, comps)
+        if self.ref_model is not None:
+            ref, _ = sequence_logprobs(self.ref_model, prompts, comps, self.policy.pad_id)
+        return old, ref
+
+    # --- checkpoints -----------------------------------------------------------------------------
+    def save(self, root: str | Path, step: int, extra: dict | None = None, keep: int = 2) -> Path:
+        return save_checkpoint(root, self.policy, self.optimizer, step, extra, keep)
+
+    def resume(self, root: str | Path) -> CheckpointState | None:
+        """Restore the newest valid checkpoint under ``root``; None when there is none."""
+        path = latest_checkpoint(root)
+        return None if path is None else load_checkpoint(path, self.policy, self.optimizer)

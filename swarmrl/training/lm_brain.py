@@ -1,0 +1,62 @@
+"""The Brain of a real node: a transformers policy, its GRPO learner and its checkpoints."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from swarmrl.config import NodeConfig
+from swarmrl.training.brain import Completion, RolloutRequest, ScoredGroup, TrainStats
+from swarmrl.training.learner import Group, Learner, seed_everything
+from swarmrl.training.policy import Policy, load_policy
+
+
+class LMBrain:
+    def __init__(self, policy: Policy, learner: Learner, cfg: NodeConfig) -> None:
+        self.policy = policy
+        self.learner = learner
+        self.cfg = cfg
+        self.model_id = cfg.model.name
+        self.tokenizer_fingerprint = policy.fingerprint
+
+    @classmethod
+    def from_config(cls, cfg: NodeConfig, progress: bool = True) -> LMBrain:
+        policy = load_policy(cfg.model, seed=cfg.seed, progress=progress)
+        seed_everything(cfg.seed, policy)
+        return cls(policy, Learner(policy, cfg), cfg)
+
+    @property
+    def policy_version(self) -> int:
+        return self.policy.version
+
+    def rollout(self, requests: list[RolloutRequest], group_size: int) -> list[list[Completion]]:
+        samples = self.policy.generate([r.prompt for r in requests], group_size, self.cfg.generation)
+        return [
+            [Completion(s.text, s.truncated, s.completion_ids, len(s.completion_ids)) for s in group]
+            for group in samples
+        ]
+
+    def train(self, groups: list[ScoredGroup]) -> TrainStats:
+        batch = [self._to_ids(g) for g in groups]
+        st = self.learner.train_step(batch)
+        return TrainStats(
+            loss=st.loss, groups=st.groups, groups_with_signal=st.groups_with_signal,
+            tokens=st.tokens, skipped=st.skipped,
+            extra={"clip_frac": st.clip_frac, "grad_norm": st.grad_norm, "kl": st.kl,
+                   "groups_trained": st.groups_trained, "train_seconds": st.seconds},
+        )
+
+    def _to_ids(self, g: ScoredGroup) -> Group:
+        """Local completions keep their sampled ids; swarm text is re-tokenized with ours."""
+        comps = [c.token_ids if c.token_ids is not None else self.policy.retokenize(c.text)
+                 for c in g.completions]
+        return Group(self.policy.encode(g.prompt), comps, list(g.rewards),
+                     [c.truncated for c in g.completions])
+
+    def save(self, root: Path, step: int, extra: dict[str, Any], keep: int) -> Path:
+        return self.learner.save(root, step, extra, keep)
+
+    def load(self, path: Path) -> dict[str, Any]:
+        from swarmrl.training.checkpoint import load_checkpoint
+
+        return load_checkpoint(path, self.policy, self.learner.optimizer).extra

@@ -1,0 +1,249 @@
+"""The node's policy: any transformers causal LM plus its tokenizer, a sampler and a version.
+
+``load_policy`` accepts a tiny model name (built in code, optionally from the cached warm
+start), a hub id or a local directory; everything after loading is the same code path.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedTokenizerFast
+
+from swarmrl.config import GenerationConfig, ModelConfig
+from swarmrl.training.checkpoint import quiet_progress
+from swarmrl.training.generation import GenerationBackend, Sample, make_backend
+from swarmrl.training.logprobs import selective_logprobs
+from swarmrl.training.tiny import (
+    build_tiny_model,
+    build_tiny_tokenizer,
+    is_tiny,
+    tokenizer_fingerprint,
+)
+
+# Architectures whose logits are exactly lm_head(final hidden state): for these we apply the head
+# only at completion positions. Others (soft-capping, logit scales...) go through the full forward.
+_PLAIN_HEAD_TYPES = {"qwen2", "qwen3", "llama", "mistral", "qwen2_moe", "qwen3_moe"}
+
+
+def resolve_device(device: str) -> torch.device:
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+def resolve_dtype(dtype: str, device: torch.device) -> torch.dtype:
+    if dtype == "auto":
+        bf16 = device.type == "cuda" and torch.cuda.is_bf16_supported()
+        return torch.bfloat16 if bf16 else torch.float32
+    return {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}[dtype]
+
+
+def load_tokenizer(path: str) -> Any:
+    """A tokenizer from a hub id or directory, left padding, pad token set.
+
+    A tokenizer saved as a plain fast tokenizer (ours) is reloaded as exactly that: AutoTokenizer
+    would pick the model type's tokenizer class (Qwen2Tokenizer for a tiny Qwen2), which swaps in
+    its own normalizer and pre-tokenizer and changes the ids.
+    """
+    cfg_file = Path(path) / "tokenizer_config.json"
+    plain = False
+    if cfg_file.is_file():
+        cls = json.loads(cfg_file.read_text()).get("tokenizer_class", "")
+        plain = cls in ("TokenizersBackend", "PreTrainedTokenizerFast")
+    tok = (PreTrainedTokenizerFast if plain else AutoTokenizer).from_pretrained(path)
+    tok.padding_side = "left"
+    if tok.pad_token_id is None:
+        tok.pad_token = tok.eos_token
+    return tok
+
+
+class Policy:
+    """A causal LM, its tokenizer, a seeded sampler and a policy version."""
+
+    def __init__(self, model: Any, tokenizer: Any, model_id: str = "", seed: int = 0) -> None:
+        self.model = model
+        self.tokenizer = tokenizer
+        self.model_id = model_id
+        self.version = 0
+        self.eos_id: int = tokenizer.eos_token_id
+        self.pad_id: int = tokenizer.pad_token_id
+        if self.eos_id is None:
+            raise ValueError(f"{model_id}: tokenizer has no EOS token")
+        # Sampling draws only from this generator: its state is what a checkpoint stores.
+        self.generator = torch.Generator(device=self.device).manual_seed(seed)
+        self._backends: dict[str, GenerationBackend] = {}
+        self._fingerprint: str | None = None
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.model.parameters()).device
+
+    @property
+    def fingerprint(self) -> str:
+        if self._fingerprint is None:
+            self._fingerprint = tokenizer_fingerprint(self.tokenizer)
+        return self._fingerprint
+
+    def seed(self, seed: int) -> None:
+        self.generator.manual_seed(seed)
+
+    # --- sampling --------------------------------------------------------------------------------
+    def generate(self, prompts: list[str], n: int, cfg: GenerationConfig) -> list[list[Sample]]:
+        """``n`` completions per prompt (grouped per prompt), with the backend ``cfg`` names."""
+        if cfg.backend not in self._backends:
+            self._backends[cfg.backend] = make_backend(
+                cfg.backend, self.model, self.tokenizer, self.generator
+            )
+        was_training = self.model.training
+        self.model.eval()
+        try:
+            return self._backends[cfg.backend].generate(prompts, n, cfg)
+        finally:
+            self.model.train(was_training)
+
+    # --- tokens ----------------------------------------------------------------------------------
+    def encode(self, text: str) -> list[int]:
+        return self.tokenizer.encode(text, add_special_tokens=False)
+
+    def decode(self, ids: list[int]) -> str:
+        return self.tokenizer.decode(ids, skip_special_tokens=True)
+
+    def retokenize(self, text: str, ended: bool = True) -> list[int]:
+        """Ids of a completion written by another model; EOS appended when it ended by itself."""
+        ids = self.encode(text)
+        return ids + [self.eos_id] if ended else ids
+
+    def token_logprobs(
+        self, prompt_ids: list[list[int]], completion_ids: list[list[int]]
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Per-token log-probs of each completion given its prompt (with grad if enabled).
+
+        Returns ``(logprobs, mask)``, both [B, L] with L the longest completion; completions are
+        right-padded and ``mask`` is 1 on real completion tokens.
+        """
+        return sequence_logprobs(self.model, prompt_ids, completion_ids, self.pad_id)
+
+
+def _pack(
+    prompt_ids: list[list[int]], completion_ids: list[list[int]], pad_id: int, device: torch.device
+) -> tuple[torch.Tensor, torch.Tensor, int]:
+    """[left-padded prompt | right-padded completion] rows, so completions start at column P."""
+    if len(prompt_ids) != len(completion_ids) or not prompt_ids:
+        raise ValueError("need one prompt per completion and at least one row")
+    if any(not p for p in prompt_ids):
+        raise ValueError("empty prompt: at least one prompt token is needed")
+    P = max(len(p) for p in prompt_ids)
+    L = max(1, max(len(c) for c in completion_ids))
+    ids = torch.full((len(prompt_ids), P + L), pad_id, dtype=torch.long)
+    mask = torch.zeros_like(ids)
+    for i, (p, c) in enumerate(zip(prompt_ids, completion_ids, strict=True)):
+        ids[i, P - len(p): P + len(c)] = torch.tensor(list(p) + list(c), dtype=torch.long)
+        mask[i, P - len(p): P + len(c)] = 1
+    return ids.to(device), mask.to(device), P
+
+
+def sequence_logprobs(
+    model: Any, prompt_ids: list[list[int]], completion_ids: list[list[int]], pad_id: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """See :meth:`Policy.token_logprobs`; a function so a frozen reference model can use it too."""
+    device = next(model.parameters()).device
+    ids, mask, P = _pack(prompt_ids, completion_ids, pad_id, device)
+    L = ids.shape[1] - P
+    pos = (mask.cumsum(-1) - 1).clamp(min=0)
+    targets = ids[:, P:]
+    head = model.get_output_embeddings()
+    plain = (model.config.model_type in _PLAIN_HEAD_TYPES and isinstance(head, nn.Linear)
+             and head.bias is None)
+    unique, index = _runs(prompt_ids)
+    if plain and len(unique) < len(prompt_ids):
+        hidden = _shared_prompt_hidden(model, unique, index, targets, mask[:, P:], pad_id)
+        logp = selective_logprobs(hidden, targets, head.weight)
+    elif plain:
+        # Hidden states only; the LM head runs on the L completion positions, not the prompt.
+        hidden = model.get_decoder()(input_ids=ids, attention_mask=mask, position_ids=pos,
+                                     use_cache=False).last_hidden_state
+        logp = selective_logprobs(hidden[:, P - 1: P + L - 1], targets, head.weight)
+    else:
+        logits = model(input_ids=ids, attention_mask=mask, position_ids=pos, use_cache=False,
+                       logits_to_keep=L + 1).logits
+        logp = selective_logprobs(logits[:, :-1], targets)
+    comp_mask = mask[:, P:].to(logp.dtype)
+    # Padding positions can hold any value; zero them (where, not *, so a NaN cannot leak).
+    return torch.where(comp_mask > 0, logp, torch.zeros_like(logp)), comp_mask
+
+
+def _runs(prompt_ids: list[list[int]]) -> tuple[list[list[int]], list[int]]:
+    """Distinct prompts of consecutive rows (a group's G rows share one) and each row's index."""
+    unique: list[list[int]] = []
+    index: list[int] = []
+    for p in prompt_ids:
+        if not unique or list(unique[-1]) != list(p):
+            unique.append(list(p))
+        index.append(len(unique) - 1)
+    return unique, index
+
+
+def _shared_prompt_hidden(
+    model: Any, unique: list[list[int]], index: list[int], completions: torch.Tensor,
+    comp_mask: torch.Tensor, pad_id: int,
+) -> torch.Tensor:
+    """Final hidden states predicting each completion token, running each prompt only once.
+
+    The prompt is most of a short completion's sequence and every row of a group repeats it, so
+    the prompt pass runs once per distinct prompt and its (differentiable) KV cache is indexed
+    out to the rows; the completions then run against that cache. Same values as the full
+    forward up to float rounding, for a fraction of the compute.
+    """
+    device = completions.device
+    pids, pmask = _left_pad_ids(unique, pad_id, device)
+    ppos = (pmask.cumsum(-1) - 1).clamp(min=0)
+    decoder = model.get_decoder()
+    out = decoder(input_ids=pids, attention_mask=pmask, position_ids=ppos, use_cache=True)
+    rows = torch.tensor(index, device=device)
+    cache = out.past_key_values
+    cache.batch_select_indices(rows)
+    L = completions.shape[1]
+    cpos = ppos[rows, -1:] + 1 + torch.arange(L, device=device)
+    full_mask = torch.cat([pmask[rows], comp_mask.to(pmask.dtype)], dim=1)
+    h = decoder(input_ids=completions, attention_mask=full_mask, position_ids=cpos,
+                past_key_values=cache, use_cache=True).last_hidden_state
+    # Token t of a completion is predicted from position t-1: the prompt's last state first.
+    return torch.cat([out.last_hidden_state[rows, -1:], h[:, :-1]], dim=1)
+
+
+def _left_pad_ids(seqs: list[list[int]], pad_id: int, device: torch.device) -> tuple:
+    width = max(len(s) for s in seqs)
+    ids = torch.full((len(seqs), width), pad_id, dtype=torch.long)
+    mask = torch.zeros_like(ids)
+    for i, s in enumerate(seqs):
+        ids[i, width - len(s):] = torch.tensor(s, dtype=torch.long)
+        mask[i, width - len(s):] = 1
+    return ids.to(device), mask.to(device)
+
+
+def load_policy(
+    cfg: ModelConfig, *, seed: int = 0, progress: bool = True
+) -> Policy:
+    """Build or load the policy ``cfg`` names, on its device and dtype, in train mode."""
+    device = resolve_device(cfg.device)
+    dtype = resolve_dtype(cfg.dtype, device)
+    if is_tiny(cfg.name):
+        tokenizer = build_tiny_tokenizer()
+        if cfg.warm_start and cfg.warm_start_steps > 0:
+            from swarmrl.training.warmstart import warm_start_model
+
+            model = warm_start_model(cfg, progress=progress)
+        else:
+            model = build_tiny_model(cfg.name, seed=cfg.init_seed)
+    else:
+        tokenizer = load_tokenizer(cfg.name)
+        with quiet_progress():
+            model = AutoModelForCausalLM.from_pretrained(cfg.name, dtype=dtype)
+    model = model.to(device=device, dtype=dtype)
+    model.train()
+    return Policy(model, tokenizer, model_id=cfg.name, seed=seed)

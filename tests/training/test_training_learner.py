@@ -1,0 +1,104 @@
+"""Learner: one GRPO step moves the weights, bumps the version, and respects the config."""
+
+from __future__ import annotations
+
+import torch
+from _training_helpers import random_policy
+
+from swarmrl.config import GRPOConfig, NodeConfig
+from swarmrl.training.learner import Group, Learner
+
+PROMPT = [81, 58, 32, 49, 32, 43, 32, 49, 10, 65, 58]  # "Q: 1 + 1\nA:"
+
+
+def group(rewards=(1.0, 0.0, 0.0, 1.0), truncated=None) -> Group:
+    comps = [[50, 256], [51, 256], [52, 53, 54], [50, 60, 256]][: len(rewards)]
+    return Group(PROMPT, comps, list(rewards), truncated)
+
+
+def weights(learner: Learner) -> list[torch.Tensor]:
+    return [p.detach().clone() for p in learner.policy.model.parameters()]
+
+
+def test_step_changes_weights_and_version() -> None:
+    learner = Learner(random_policy(), GRPOConfig(learning_rate=1e-3))
+    before = weights(learner)
+    stats = learner.train_step([group(), group((1.0, 1.0, 1.0, 1.0))])
+    assert not stats.skipped and learner.policy.version == 1 == stats.policy_version
+    assert stats.groups == 2 and stats.groups_with_signal == 1 and stats.groups_trained == 1
+    assert stats.sequences == 4 and stats.tokens == 10
+    assert stats.reward_mean == 0.75 and stats.grad_norm > 0 and stats.seconds > 0
+    assert any(not torch.equal(a, b) for a, b in zip(before, weights(learner), strict=True))
+
+
+def test_repeated_steps_raise_rewarded_logprob() -> None:
+    learner = Learner(random_policy(), GRPOConfig(learning_rate=1e-3))
+    pol = learner.policy
+
+    def good() -> float:
+        with torch.no_grad():
+            return pol.token_logprobs([PROMPT], [[50, 256]])[0].sum().item()
+
+    start = good()
+    for _ in range(5):
+        learner.train_step([group()])
+    assert good() > start
+
+
+def test_zero_advantage_groups_are_dropped() -> None:
+    learner = Learner(random_policy(), GRPOConfig())
+    before = weights(learner)
+    stats = learner.train_step([group((0.0, 0.0, 0.0, 0.0)), group((1.0, 1.0, 1.0, 1.0))])
+    assert stats.skipped and stats.groups_with_signal == 0 and learner.policy.version == 0
+    assert all(torch.equal(a, b) for a, b in zip(before, weights(learner), strict=True))
+    assert learner.train_step([]).skipped
+
+
+def test_keeping_zero_advantage_groups() -> None:
+    learner = Learner(random_policy(), GRPOConfig(drop_zero_advantage=False))
+    stats = learner.train_step([group((0.0, 0.0, 0.0, 0.0)), group()])
+    assert stats.groups_trained == 2 and stats.sequences == 8
+
+
+def test_several_iterations_let_the_clip_act() -> None:
+    learner = Learner(random_policy(), GRPOConfig(learning_rate=2e-2, num_iterations=4))
+    stats = learner.train_step([group()])
+    assert learner.policy.version == 1  # one version per batch, whatever the passes
+    assert stats.clip_frac > 0
+
+
+def test_one_iteration_skips_the_old_logprob_forward(monkeypatch) -> None:
+    learner = Learner(random_policy(), GRPOConfig(num_iterations=1))
+    calls = []
+    orig = learner.policy.token_logprobs
+    monkeypatch.setattr(learner.policy, "token_logprobs",
+                        lambda *a: calls.append(torch.is_grad_enabled()) or orig(*a))
+    learner.train_step([group()])
+    assert calls == [True]
+    learner.cfg = GRPOConfig(num_iterations=2)
+    calls.clear()
+    learner.train_step([group()])
+    assert calls == [False, True, True]
+
+
+def test_kl_reference_only_when_beta_positive() -> None:
+    assert Learner(random_policy(), GRPOConfig()).ref_model is None
+    learner = Learner(random_policy(), GRPOConfig(beta=0.1, learning_rate=1e-2, num_iterations=2))
+    assert learner.ref_model is not None
+    stats = learner.train_step([group()])
+    assert stats.kl > 0  # the second pass sees a policy that moved away from the reference
+    assert all(not p.requires_grad for p in learner.ref_model.parameters())
+
+
+def test_mask_truncated() -> None:
+    learner = Learner(random_policy(), GRPOConfig(mask_truncated=True))
+    stats = learner.train_step([group(truncated=[False, False, True, False])])
+    assert stats.tokens == 7  # the 3-token truncated completion is excluded
+    all_cut = learner.train_step([group(truncated=[True] * 4)])
+    assert all_cut.skipped
+
+
+def test_from_node_config() -> None:
+    cfg = NodeConfig()
+    learner = Learner(random_policy(), cfg)
+    assert learner.cfg == cfg.grpo and learner.max_new_tokens == cfg.generation.max_new_tokens
