@@ -23,8 +23,9 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-keys_app = typer.Typer(help="Peer identities: ed25519 key files and their peer ids.",
-                       no_args_is_help=True)
+keys_app = typer.Typer(
+    help="Peer identities: ed25519 key files and their peer ids.", no_args_is_help=True
+)
 models_app = typer.Typer(help="Built-in tiny models and their warm starts.", no_args_is_help=True)
 sim_app = typer.Typer(help="Run a whole swarm on this machine (in-memory network, virtual clock).")
 app.add_typer(keys_app, name="keys")
@@ -107,14 +108,24 @@ def train(
     model: Annotated[str | None, typer.Option(help="tiny-0.5m, tiny-4m, hub id or path.")] = None,
     lr: Annotated[float | None, typer.Option(help="Learning rate.")] = None,
     seed: Annotated[int | None, typer.Option(help="Seed.")] = None,
-    resume: Annotated[bool, typer.Option(help="Resume from the latest checkpoint in --out.")] = True,
+    resume: Annotated[
+        bool, typer.Option(help="Resume from the latest checkpoint in --out.")
+    ] = True,
     verbose: Annotated[bool, typer.Option("-v", help="Debug logs.")] = False,
 ) -> None:
     """Train one node alone (silo): no peers, its own tasks, a GRPO update per step."""
     _setup_logging(verbose)
-    cfg = _node_config(config, steps=steps, seed=seed, **{
-        "model.name": model, "grpo.learning_rate": lr, "sapo.external": 0, "sapo.publish": False,
-    })
+    cfg = _node_config(
+        config,
+        steps=steps,
+        seed=seed,
+        **{
+            "model.name": model,
+            "grpo.learning_rate": lr,
+            "sapo.external": 0,
+            "sapo.publish": False,
+        },
+    )
     from swarmrl.node.solo import train_alone
 
     summary = train_alone(cfg, out, resume=resume, console=console)
@@ -122,18 +133,24 @@ def train(
 
 
 def _format_summary(s: dict[str, Any]) -> str:
-    return (f"steps {s['steps']}  reward first10 {s['reward_first10']:.3f} -> last10 "
-            f"{s['reward_last10']:.3f}  ({s['seconds']:.0f} s, {s['seconds_per_step']:.2f} s/step)"
-            f"\nmetrics: {s['metrics']}")
+    return (
+        f"steps {s['steps']}  reward first10 {s['reward_first10']:.3f} -> last10 "
+        f"{s['reward_last10']:.3f}  ({s['seconds']:.0f} s, {s['seconds_per_step']:.2f} s/step)"
+        f"\nmetrics: {s['metrics']}"
+    )
 
 
 # --- sim -----------------------------------------------------------------------------------
 @sim_app.callback(invoke_without_command=True)
 def sim(
     ctx: typer.Context,
-    scenario: Annotated[Path | None, typer.Option(help="Scenario TOML (default: embedded demo).")] = None,
+    scenario: Annotated[
+        Path | None, typer.Option(help="Scenario TOML (default: embedded demo).")
+    ] = None,
     out: Annotated[Path, typer.Option("--out", help="Output directory.")] = Path("runs/sim"),
-    steps: Annotated[int | None, typer.Option(help="Override the scenario's steps per node.")] = None,
+    steps: Annotated[
+        int | None, typer.Option(help="Override the scenario's steps per node.")
+    ] = None,
     verbose: Annotated[bool, typer.Option("-v", help="Debug logs.")] = False,
 ) -> None:
     """Run a simulated swarm and write metrics, summary.json, plots and report.md."""
@@ -154,8 +171,10 @@ def sim(
     t0 = time.time()
     summary = run_with_progress(sc, out, console)
     sw = summary["swarm"]
-    typer.echo(f"swarm reward {sw['reward_first']:.3f} -> {sw['reward_last']:.3f} over "
-               f"{sc.steps} steps x {sw['nodes']} nodes in {time.time() - t0:.0f} s")
+    typer.echo(
+        f"swarm reward {sw['reward_first']:.3f} -> {sw['reward_last']:.3f} over "
+        f"{sc.steps} steps x {sw['nodes']} nodes in {time.time() - t0:.0f} s"
+    )
     typer.echo(f"report: {out / 'report.md'}")
 
 

@@ -37,10 +37,11 @@ class TaskConfig(_Section):
     )
     family_params: dict[str, dict[str, Any]] = Field(
         default_factory=dict,
-        description="Per-family generator config, e.g. {chain_sum = {min_terms = 2, max_terms = 2}}.",
+        description="Per-family generator config, e.g. {arith = {ops = '+-', max_digits = 2}}.",
     )
     pool_size: int = Field(
-        default=0, ge=0,
+        default=0,
+        ge=0,
         description="If > 0, draw tasks from a fixed recurring pool of this many problems "
         "(learning within minutes on tiny models needs tasks that recur); 0 = fresh tasks forever.",
     )
@@ -51,7 +52,9 @@ class TaskConfig(_Section):
         "asking for the answer inside <answer>...</answer>.",
     )
     format_reward: float = Field(
-        default=0.0, ge=0.0, le=1.0,
+        default=0.0,
+        ge=0.0,
+        le=1.0,
         description="Weight of a small reward for a well-formed <answer> tag (0 = off).",
     )
 
@@ -75,9 +78,12 @@ class ModelConfig(_Section):
     warm_start: bool = Field(
         default=True, description="Tiny models only: start from the cached supervised warm start."
     )
-    warm_start_steps: int = Field(default=600, ge=0, description="Supervised steps of the warm start.")
+    warm_start_steps: int = Field(
+        default=600, ge=0, description="Supervised steps of the warm start."
+    )
     init_seed: int = Field(
-        default=0, ge=0,
+        default=0,
+        ge=0,
         description="Tiny models only: seed of the initial weights and of the warm start's data.",
     )
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = Field(
@@ -110,7 +116,9 @@ class GRPOConfig(_Section):
 
     tasks_per_step: int = Field(default=4, ge=1, description="Local rollout groups per step (I).")
     learning_rate: float = Field(
-        default=3e-5, gt=0.0, le=1.0,
+        default=3e-5,
+        gt=0.0,
+        le=1.0,
         description="AdamW learning rate. Measured on warm-started tiny models, arith pool of 16, "
         "G=8, 4 tasks/step: tiny-4m learns steadily at 1e-5..5e-5 and is unstable from 1e-4 "
         "(3e-4 loses reward); tiny-0.5m learns fastest at 1e-4..3e-4 and slowly at 3e-5.",
@@ -128,7 +136,9 @@ class GRPOConfig(_Section):
     scale_rewards: Literal["group", "none"] = Field(
         default="group", description="'group': (r-mean)/std per group; 'none': Dr. GRPO mean-only."
     )
-    beta: float = Field(default=0.0, ge=0.0, description="KL coefficient to the reference (0 = off).")
+    beta: float = Field(
+        default=0.0, ge=0.0, description="KL coefficient to the reference (0 = off)."
+    )
     kl_estimator: Literal["k1", "k3"] = Field(default="k3")
     num_iterations: int = Field(
         default=1, ge=1, le=32, description="Optimizer passes per batch (>1 lets the clip act)."
@@ -162,14 +172,19 @@ class SAPOConfig(_Section):
         default=0.25, gt=0.0, le=1.0, description="Max fraction of the pool one peer may fill."
     )
     max_age_steps: int = Field(
-        default=20, ge=0, description="Evict external groups received more than this many steps ago."
+        default=20,
+        ge=0,
+        description="Evict external groups received more than this many steps ago.",
     )
     max_staleness: int = Field(
-        default=20, ge=0,
+        default=20,
+        ge=0,
         description="Evict groups sampled more than this many policy versions before the "
         "sender's latest.",
     )
-    max_uses: int = Field(default=1, ge=1, description="Times one external group may be trained on.")
+    max_uses: int = Field(
+        default=1, ge=1, description="Times one external group may be trained on."
+    )
     candidates: int = Field(
         default=64, ge=1, description="Pool entries re-scored per step when choosing J."
     )
@@ -185,7 +200,9 @@ class NodeConfig(_Section):
 
     name: str = Field(default="node", max_length=64, description="Human-readable node name.")
     swarm_id: str = Field(
-        default="local", max_length=128, pattern=r"^[A-Za-z0-9_.-]+$",
+        default="local",
+        max_length=128,
+        pattern=r"^[A-Za-z0-9_.-]+$",
         description="Swarm namespace; topics are /swarmrl/<swarm_id>/<topic>/1.",
     )
     roles: list[Literal["solver", "creator", "teacher"]] = Field(
@@ -205,9 +222,6 @@ class NodeConfig(_Section):
     threads: int = Field(
         default=0, ge=0, description="torch CPU threads (0 = leave torch's default)."
     )
-
-
-TrainConfig = NodeConfig  # transitional name used by training/ while it is written
 
 
 def format_validation_error(err: ValidationError) -> str:

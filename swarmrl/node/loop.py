@@ -131,7 +131,7 @@ class Node:
         style = self.cfg.tasks.prompt_style
         requests = [
             RolloutRequest(format_prompt(p, style), p.family, task_key(s), p.answer)
-            for s, p in zip(specs, problems)
+            for s, p in zip(specs, problems, strict=True)
         ]
         G = self.cfg.generation.group_size
         samples = await self.runtime.run(
@@ -139,13 +139,16 @@ class Node:
             lambda out: sum(c.num_tokens for group in out for c in group),
         )
         groups = []
-        for spec, prob, req, comps in zip(specs, problems, requests, samples):
+        for spec, prob, req, comps in zip(specs, problems, requests, samples, strict=True):
             rewards = [
                 verify(prob, c.text, style, self.cfg.tasks.format_reward).reward for c in comps
             ]
             self.skills.update(prob.family, sum(rewards) / len(rewards))
-            groups.append(ScoredGroup(req.prompt, comps, rewards, True, req.task_key,
-                                      prob.family, prob.answer, spec))
+            groups.append(
+                ScoredGroup(
+                    req.prompt, comps, rewards, True, req.task_key, prob.family, prob.answer, spec
+                )
+            )
         return groups
 
     # --- gossip --------------------------------------------------------------------------
@@ -231,8 +234,11 @@ class Node:
         root = self.checkpoint_root()
         if root is None:
             return None
-        extra = {"step": self.step, "sampler": self.sampler.state_dict(),
-                 "rng": self.rng.getstate()}
+        extra = {
+            "step": self.step,
+            "sampler": self.sampler.state_dict(),
+            "rng": self.rng.getstate(),
+        }
         return self.brain.save(root, self.step, extra, self.cfg.checkpoint.keep)
 
     def resume(self) -> bool:

@@ -21,8 +21,9 @@ def _mean(xs: list[float]) -> float:
     return sum(xs) / len(xs) if xs else float("nan")
 
 
-def train_alone(cfg: NodeConfig, out: Path, resume: bool = True,
-                console: Console | None = None) -> dict[str, Any]:
+def train_alone(
+    cfg: NodeConfig, out: Path, resume: bool = True, console: Console | None = None
+) -> dict[str, Any]:
     """Train ``cfg.steps`` steps in ``out``; returns a summary of the run."""
     from swarmrl.training.lm_brain import LMBrain
 

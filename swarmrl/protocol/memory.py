@@ -127,6 +127,9 @@ class MemoryNetwork:
     ``time_quantum_s``: arrival times are rounded up to a multiple of it (default 1 ms), so that
     with jitter a thousand nodes' traffic batches into few wakeups; 0 keeps exact times.
     ``max_message_size``: larger payloads are refused (TransportError), as gossipsub would.
+    ``fanout``: if set, a publish reaches only this many random subscribers (drawn with the
+    sender's RNG) instead of all of them. Large simulations use it: flooding 1000 nodes costs
+    a million deliveries per round, while SAPO needs only a sample of the swarm's rollouts.
     """
 
     def __init__(
@@ -136,9 +139,13 @@ class MemoryNetwork:
         *,
         max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE,
         time_quantum_s: float = 0.001,
+        fanout: int | None = None,
     ) -> None:
         if time_quantum_s < 0:
             raise ValueError("time_quantum_s must be >= 0")
+        if fanout is not None and fanout < 1:
+            raise ValueError("fanout must be >= 1 (or None for every subscriber)")
+        self.fanout = fanout
         self.seed = seed
         self.time_quantum_s = time_quantum_s
         self.default_link = default_link if default_link is not None else LinkSpec()
@@ -330,7 +337,10 @@ class MemoryNetwork:
 
     def _publish(self, src: MemoryTransport, topic: str, data: bytes) -> None:
         flight = _Flight(_PUBLISH, src, topic, data, None)
-        self._send(flight, (d for d in self._subscribers(topic) if d is not src), len(data))
+        others = [d for d in self._subscribers(topic) if d is not src]
+        if self.fanout is not None and len(others) > self.fanout:
+            others = src._rng.sample(others, self.fanout)
+        self._send(flight, others, len(data))
 
     def _request(
         self, src: MemoryTransport, peer: str, protocol: str, data: bytes, call: _Call

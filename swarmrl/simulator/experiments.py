@@ -45,9 +45,14 @@ def _arm(base: Scenario, seed: int, local: int, external: int, rule: str) -> Sce
     return load_scenario(data=data)
 
 
-def run_sapo(out: Path, seeds: int = 3, steps: int | None = None, scenario: Path | None = None,
-             console: Console | None = None,
-             arms: list[tuple[str, int, int, str]] | None = None) -> str:
+def run_sapo(
+    out: Path,
+    seeds: int = 3,
+    steps: int | None = None,
+    scenario: Path | None = None,
+    console: Console | None = None,
+    arms: list[tuple[str, int, int, str]] | None = None,
+) -> str:
     """Run every arm over ``seeds`` seeds; write results.json, curves.png and table.md."""
     base = load_scenario(scenario or sapo_scenario_path())
     if steps is not None:
@@ -64,12 +69,18 @@ def run_sapo(out: Path, seeds: int = 3, steps: int | None = None, scenario: Path
             res = run_scenario(sc, None)
             rows = node_rows(res)
             curves = [[r["reward"] for r in rs] for rs in rows.values()]
-            results[name].append({
-                "seed": seed,
-                "cumulative": statistics.fmean(sum(c) for c in curves),
-                "curve": [statistics.fmean(c[i] for c in curves) for i in range(min(map(len, curves)))],
-                "signal": statistics.fmean(r["groups_with_signal"] for rs in rows.values() for r in rs),
-            })
+            results[name].append(
+                {
+                    "seed": seed,
+                    "cumulative": statistics.fmean(sum(c) for c in curves),
+                    "curve": [
+                        statistics.fmean(c[i] for c in curves) for i in range(min(map(len, curves)))
+                    ],
+                    "signal": statistics.fmean(
+                        r["groups_with_signal"] for rs in rows.values() for r in rs
+                    ),
+                }
+            )
             write_json_atomic(out / "results.json", results)
     table = sapo_table(results, base)
     (out / "table.md").write_text(table + "\n")
@@ -89,7 +100,7 @@ def sapo_table(results: dict[str, list[dict[str, Any]]], base: Scenario) -> str:
     ]
     for name, runs in results.items():
         cums = [r["cumulative"] for r in runs]
-        ratios = [c / s for c, s in zip(cums, silo) if s > 0]
+        ratios = [c / s for c, s in zip(cums, silo, strict=False) if s > 0]
         lines.append(
             f"| {name} | {statistics.fmean(cums):.2f} ± {_sd(cums):.2f} | "
             f"{statistics.fmean(ratios):.3f} ± {_sd(ratios):.3f} | "
@@ -122,7 +133,9 @@ def plot_sapo(results: dict[str, list[dict[str, Any]]], path: Path) -> None:
             for i in range(n):
                 num = [sum(r["curve"][: i + 1]) for r in runs]
                 den = [sum(s["curve"][: i + 1]) for s in silo]
-                ratio.append(statistics.fmean(a / b for a, b in zip(num, den) if b > 0))
+                ratio.append(
+                    statistics.fmean(a / b for a, b in zip(num, den, strict=True) if b > 0)
+                )
             ax2.plot(range(1, n + 1), ratio, label=name)
     ax1.set(xlabel="round", ylabel="swarm mean reward (moving avg 10)", title="Reward")
     ax2.set(xlabel="round", ylabel="cumulative reward / 8-0", title="Ratio to silo")

@@ -40,23 +40,25 @@ def summarize(result: SimResult, wall_seconds: float) -> dict[str, Any]:
         rewards = [x["reward"] for x in r]
         k = max(1, min(10, len(rewards) // 4))
         counters = sn.node.metrics.counters
-        nodes.append({
-            "name": sn.cfg.name,
-            "peer_id": sn.node.peer_id,
-            "brain": sn.spec.brain,
-            "model": sn.cfg.model.name if sn.spec.brain == "lm" else "stub",
-            "speed": sn.spec.speed,
-            "local": sn.cfg.sapo.local,
-            "external": sn.cfg.sapo.external,
-            "steps": len(r),
-            "reward_first": _mean(rewards[:k]),
-            "reward_last": _mean(rewards[-k:]),
-            "cumulative_reward": sum(x for x in rewards if x == x),
-            "groups_with_signal": _mean([x["groups_with_signal"] for x in r]),
-            "external_groups_used": sum(x["groups_external"] for x in r),
-            "admitted": {k2[9:]: v for k2, v in counters.items() if k2.startswith("admitted:")},
-            "dropped": {k2[8:]: v for k2, v in counters.items() if k2.startswith("dropped:")},
-        })
+        nodes.append(
+            {
+                "name": sn.cfg.name,
+                "peer_id": sn.node.peer_id,
+                "brain": sn.spec.brain,
+                "model": sn.cfg.model.name if sn.spec.brain == "lm" else "stub",
+                "speed": sn.spec.speed,
+                "local": sn.cfg.sapo.local,
+                "external": sn.cfg.sapo.external,
+                "steps": len(r),
+                "reward_first": _mean(rewards[:k]),
+                "reward_last": _mean(rewards[-k:]),
+                "cumulative_reward": sum(x for x in rewards if x == x),
+                "groups_with_signal": _mean([x["groups_with_signal"] for x in r]),
+                "external_groups_used": sum(x["groups_external"] for x in r),
+                "admitted": {k2[9:]: v for k2, v in counters.items() if k2.startswith("admitted:")},
+                "dropped": {k2[8:]: v for k2, v in counters.items() if k2.startswith("dropped:")},
+            }
+        )
     return {
         "scenario": result.scenario.name,
         "seed": result.scenario.seed,
@@ -93,7 +95,9 @@ def plot_rewards(result: SimResult, out_dir: Path, window: int = 5) -> list[Path
     paths = []
     fig, ax = plt.subplots(figsize=(8, 4.5))
     for name, r in rows.items():
-        ax.plot([x["step"] for x in r], smooth([x["reward"] for x in r], window), label=name, lw=1.2)
+        ax.plot(
+            [x["step"] for x in r], smooth([x["reward"] for x in r], window), label=name, lw=1.2
+        )
     ax.set(xlabel="step", ylabel=f"mean reward (moving avg {window})", title="Reward per node")
     if len(rows) <= 12:
         ax.legend(fontsize=7, ncol=2)

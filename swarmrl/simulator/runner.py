@@ -59,7 +59,9 @@ def _identity(seed: int, index: int) -> Identity:
     # Deterministic keys so peer ids, and therefore pool ordering, repeat across runs.
     import hashlib
 
-    return Identity.from_private_bytes(hashlib.sha256(f"swarmrl-sim/{seed}/{index}".encode()).digest())
+    return Identity.from_private_bytes(
+        hashlib.sha256(f"swarmrl-sim/{seed}/{index}".encode()).digest()
+    )
 
 
 def _matches(name: str, patterns: list[str]) -> bool:
@@ -67,9 +69,13 @@ def _matches(name: str, patterns: list[str]) -> bool:
 
 
 class Simulation:
-    def __init__(self, scenario: Scenario, out_dir: Path | None,
-                 progress: ProgressFn | None = None,
-                 brain_factory: Callable[[NodeSpec, NodeConfig], Brain] = make_brain) -> None:
+    def __init__(
+        self,
+        scenario: Scenario,
+        out_dir: Path | None,
+        progress: ProgressFn | None = None,
+        brain_factory: Callable[[NodeSpec, NodeConfig], Brain] = make_brain,
+    ) -> None:
         self.scenario = scenario
         self.out_dir = out_dir
         self.progress = progress or (lambda name, step: None)
@@ -84,15 +90,25 @@ class Simulation:
             ident = _identity(sc.seed, i)
             runtime = SimRuntime(sc.seconds_per_token, spec.speed)
             node_dir = self.out_dir / "nodes" / cfg.name if self.out_dir else None
-            node = Node(cfg, self.brain_factory(spec, cfg), net.endpoint(ident.peer_id), ident,
-                        runtime, node_dir)
+            node = Node(
+                cfg,
+                self.brain_factory(spec, cfg),
+                net.endpoint(ident.peer_id),
+                ident,
+                runtime,
+                node_dir,
+            )
             self.nodes.append(SimNode(spec, cfg, node))
 
     async def run(self) -> SimResult:
         sc = self.scenario
-        link = LinkSpec(latency_s=sc.network.latency_ms / 1000, jitter_s=sc.network.jitter_ms / 1000,
-                        loss=sc.network.loss, bandwidth_bps=sc.network.bandwidth_mbps * 1e6)
-        async with MemoryNetwork(seed=sc.seed, default_link=link) as net:
+        link = LinkSpec(
+            latency_s=sc.network.latency_ms / 1000,
+            jitter_s=sc.network.jitter_ms / 1000,
+            loss=sc.network.loss,
+            bandwidth_bps=sc.network.bandwidth_mbps * 1e6,
+        )
+        async with MemoryNetwork(seed=sc.seed, default_link=link, fanout=sc.network.fanout) as net:
             self.net = net
             self.build(net)
             async with trio.open_nursery() as nursery:
@@ -133,13 +149,18 @@ class Simulation:
     async def _events(self) -> None:
         timeline: list[tuple[float, str, Callable[[], None]]] = []
         for p in self.scenario.partitions:
-            timeline.append((p.at_s, f"partition {p.groups}", lambda p=p: self._partition(p.groups)))
+            timeline.append(
+                (p.at_s, f"partition {p.groups}", lambda p=p: self._partition(p.groups))
+            )
             timeline.append((p.until_s, "heal", self._heal))
         for c in self.scenario.churn:
-            timeline.append((c.leave_at_s, f"{c.node} leaves", lambda c=c: self._set_online(c.node, False)))
+            timeline.append(
+                (c.leave_at_s, f"{c.node} leaves", lambda c=c: self._set_online(c.node, False))
+            )
             if c.join_at_s is not None:
-                timeline.append((c.join_at_s, f"{c.node} rejoins",
-                                 lambda c=c: self._set_online(c.node, True)))
+                timeline.append(
+                    (c.join_at_s, f"{c.node} rejoins", lambda c=c: self._set_online(c.node, True))
+                )
         for at, label, action in sorted(timeline, key=lambda t: t[0]):
             await trio.sleep_until(at)
             self.events.append(f"t={at:.1f}s {label}")
@@ -169,9 +190,12 @@ class Simulation:
                 sn.node.transport = self.net.endpoint(sn.node.peer_id)
 
 
-def run_scenario(scenario: Scenario, out_dir: Path | None,
-                 progress: ProgressFn | None = None,
-                 brain_factory: Callable[[NodeSpec, NodeConfig], Brain] = make_brain) -> SimResult:
+def run_scenario(
+    scenario: Scenario,
+    out_dir: Path | None,
+    progress: ProgressFn | None = None,
+    brain_factory: Callable[[NodeSpec, NodeConfig], Brain] = make_brain,
+) -> SimResult:
     """Run a scenario to completion under trio's virtual clock."""
     if out_dir is not None:
         out_dir.mkdir(parents=True, exist_ok=True)

@@ -19,12 +19,19 @@ from swarmrl.config import NodeConfig, _Section, load_toml, parse_config
 class NodeSpec(_Section):
     """One kind of node in the scenario (``count`` copies of it)."""
 
-    name: str = Field(min_length=1, max_length=48, pattern=r"^[A-Za-z0-9_.-]+$",
-                      description="Node name; copies are suffixed -0, -1, ...")
+    name: str = Field(
+        min_length=1,
+        max_length=48,
+        pattern=r"^[A-Za-z0-9_.-]+$",
+        description="Node name; copies are suffixed -0, -1, ...",
+    )
     count: int = Field(default=1, ge=1, le=100_000, description="How many nodes like this.")
-    speed: float = Field(default=1.0, gt=0.0, description="Compute speed factor (2 = twice as fast).")
+    speed: float = Field(
+        default=1.0, gt=0.0, description="Compute speed factor (2 = twice as fast)."
+    )
     brain: str = Field(
-        default="lm", pattern=r"^(lm|stub)$",
+        default="lm",
+        pattern=r"^(lm|stub)$",
         description="'lm': a real transformers policy; 'stub': the cheap per-family-skill learner.",
     )
     stub_skills: dict[str, float] = Field(
@@ -42,6 +49,12 @@ class NetworkSpec(_Section):
     jitter_ms: float = Field(default=10.0, ge=0.0, description="Uniform jitter added to latency.")
     loss: float = Field(default=0.0, ge=0.0, le=1.0, description="Probability a message is lost.")
     bandwidth_mbps: float = Field(default=100.0, gt=0.0, description="Per-link bandwidth.")
+    fanout: int | None = Field(
+        default=None,
+        ge=1,
+        description="Each publish reaches this many random peers (None = all); like gossip's "
+        "bounded mesh, it keeps 1000-node simulations linear in the number of nodes.",
+    )
 
 
 class PartitionEvent(_Section):

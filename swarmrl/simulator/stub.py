@@ -33,8 +33,14 @@ class StubBrain:
     model_id = "stub"
     tokenizer_fingerprint = "stub"
 
-    def __init__(self, skills: dict[str, float] | None = None, lr: float = 0.5, seed: int = 0,
-                 difficulty_spread: float = 1.0, default_skill: float = -2.0) -> None:
+    def __init__(
+        self,
+        skills: dict[str, float] | None = None,
+        lr: float = 0.5,
+        seed: int = 0,
+        difficulty_spread: float = 1.0,
+        default_skill: float = -2.0,
+    ) -> None:
         self.skill: dict[str, float] = dict(skills or {})
         self.default_skill = default_skill
         self.lr = lr
@@ -47,7 +53,9 @@ class StubBrain:
         return self._version
 
     def p_right(self, family: str, task_key: str) -> float:
-        return _sigmoid(self.skill.get(family, self.default_skill) - _difficulty(task_key, self.spread))
+        return _sigmoid(
+            self.skill.get(family, self.default_skill) - _difficulty(task_key, self.spread)
+        )
 
     def rollout(self, requests: list[RolloutRequest], group_size: int) -> list[list[Completion]]:
         out = []
@@ -56,8 +64,11 @@ class StubBrain:
             group = []
             for _ in range(group_size):
                 answer = req.answer if self.rng.random() < p else _wrong(req.answer, self.rng)
-                text = f"{answer}</answer>" if req.prompt.endswith("<answer>") else (
-                    f"<answer>{answer}</answer>")
+                text = (
+                    f"{answer}</answer>"
+                    if req.prompt.endswith("<answer>")
+                    else (f"<answer>{answer}</answer>")
+                )
                 group.append(Completion(text=text, num_tokens=len(text)))
             out.append(group)
         return out
@@ -86,10 +97,15 @@ class StubBrain:
         return stats
 
     def save(self, root: Path, step: int, extra: dict[str, Any], keep: int) -> Path:
-        state = {"skill": self.skill, "version": self._version, "rng": self.rng.getstate(),
-                 "extra": extra}
-        return write_step_dir(root, step, lambda d: (d / "stub.json").write_text(json.dumps(state)),
-                              keep)
+        state = {
+            "skill": self.skill,
+            "version": self._version,
+            "rng": self.rng.getstate(),
+            "extra": extra,
+        }
+        return write_step_dir(
+            root, step, lambda d: (d / "stub.json").write_text(json.dumps(state)), keep
+        )
 
     def load(self, path: Path) -> dict[str, Any]:
         state = json.loads((path / "stub.json").read_text())

@@ -84,7 +84,7 @@ class Brain(Protocol):
         ...
 
     def save(self, root: Path, step: int, extra: dict[str, Any], keep: int) -> Path:
-        """Write ``root/step-<step>`` atomically with ``extra`` beside the weights; keep ``keep``."""
+        """Write ``root/step-<step>`` atomically, ``extra`` beside the weights; keep ``keep``."""
         ...
 
     def load(self, path: Path) -> dict[str, Any]:

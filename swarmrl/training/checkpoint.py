@@ -17,12 +17,8 @@ the directory is renamed into place, so a checkpoint is either all there or not 
 
 from __future__ import annotations
 
-import hashlib
 import json
-import os
 import random
-import shutil
-import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -34,9 +30,15 @@ import torch
 from safetensors.torch import load_file
 from transformers.utils import logging as hf_logging
 
+from swarmrl.training.checkpoint_files import (  # noqa: F401 - re-exported
+    fsync_tree,
+    latest_checkpoint,
+    list_checkpoints,
+    verify_checkpoint,
+    write_step_dir,
+)
+
 FORMAT = 1
-MANIFEST = "manifest.json"
-_PREFIX = "step-"
 
 
 @dataclass
@@ -51,34 +53,6 @@ class CheckpointState:
 
 
 # --- files ---------------------------------------------------------------------------------------
-def _fsync_path(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def fsync_tree(root: Path) -> None:
-    """fsync every file and directory under ``root`` (and root itself)."""
-    for dirpath, _, files in os.walk(root):
-        for name in files:
-            _fsync_path(Path(dirpath) / name)
-        _fsync_path(Path(dirpath))
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
-def _files(root: Path) -> list[str]:
-    return sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.is_file())
-
-
 def load_model_weights(model: torch.nn.Module, directory: str | Path) -> None:
     """Load ``save_pretrained`` safetensors into ``model`` in place (keeps optimizer references).
 
@@ -144,25 +118,9 @@ def save_checkpoint(
     extra: dict[str, Any] | None = None, keep: int = 2,
 ) -> Path:
     """Write ``root/step-<step>`` atomically, then keep only the ``keep`` newest checkpoints."""
-    root = Path(root)
-    root.mkdir(parents=True, exist_ok=True)
-    _remove_stale_tmp(root)
-    final = root / f"{_PREFIX}{step:08d}"
-    tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{os.getpid()}-", dir=root))
-    try:
-        _write_contents(tmp, policy, optimizer, step, extra or {})
-        fsync_tree(tmp)
-        if final.exists():  # the same step saved twice: swap the old one out first
-            trash = root / f".tmp-{os.getpid()}-old-{final.name}"
-            os.rename(final, trash)
-            shutil.rmtree(trash)
-        os.rename(tmp, final)
-        _fsync_path(root)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
-    _prune(root, keep)
-    return final
+    return write_step_dir(
+        root, step, lambda d: _write_contents(d, policy, optimizer, step, extra or {}), keep
+    )
 
 
 def _write_contents(
@@ -178,71 +136,9 @@ def _write_contents(
     meta = {"format": FORMAT, "step": step, "policy_version": policy.version,
             "model_id": policy.model_id, "tokenizer_fingerprint": policy.fingerprint}
     (d / "state.json").write_text(json.dumps(meta, indent=2))
-    # The manifest last: it vouches for everything written before it.
-    manifest = {"format": FORMAT, "files": {f: _sha256(d / f) for f in _files(d)}}
-    (d / MANIFEST).write_text(json.dumps(manifest, indent=2))
 
 
-def _remove_stale_tmp(root: Path) -> None:
-    """Delete temporary directories left by writers that died (their pid is gone)."""
-    for p in root.glob(".tmp-*"):
-        try:
-            pid = int(p.name.split("-")[1])
-        except (IndexError, ValueError):
-            continue
-        if pid != os.getpid() and not _pid_alive(pid):
-            shutil.rmtree(p, ignore_errors=True)
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def _prune(root: Path, keep: int) -> None:
-    for path in list_checkpoints(root)[:-keep]:
-        shutil.rmtree(path, ignore_errors=True)
-
-
-# --- find and load -------------------------------------------------------------------------------
-def list_checkpoints(root: str | Path) -> list[Path]:
-    """Checkpoint directories under ``root`` (complete or not), oldest step first."""
-    root = Path(root)
-    if not root.is_dir():
-        return []
-    found = []
-    for p in root.iterdir():
-        if p.is_dir() and p.name.startswith(_PREFIX) and p.name[len(_PREFIX):].isdigit():
-            found.append((int(p.name[len(_PREFIX):]), p))
-    return [p for _, p in sorted(found)]
-
-
-def verify_checkpoint(path: str | Path) -> bool:
-    """True when the manifest exists, lists every file, and every hash matches."""
-    path = Path(path)
-    try:
-        manifest = json.loads((path / MANIFEST).read_text())
-        files = manifest["files"]
-        if set(files) != set(_files(path)) - {MANIFEST}:
-            return False
-        return all(_sha256(path / f) == digest for f, digest in files.items())
-    except (OSError, ValueError, KeyError, TypeError):
-        return False
-
-
-def latest_checkpoint(root: str | Path) -> Path | None:
-    """The newest checkpoint that verifies; incomplete or corrupt ones are skipped."""
-    for path in reversed(list_checkpoints(root)):
-        if verify_checkpoint(path):
-            return path
-    return None
-
-
+# --- load ----------------------------------------------------------------------------------------
 def load_checkpoint(
     path: str | Path, policy: Any, optimizer: torch.optim.Optimizer | None = None,
     restore_rng: bool = True,

@@ -55,8 +55,9 @@ def write_manifest(d: Path) -> None:
     (d / MANIFEST).write_text(json.dumps(manifest, indent=2))
 
 
-def write_step_dir(root: str | Path, step: int, writer: Callable[[Path], None],
-                   keep: int = 2) -> Path:
+def write_step_dir(
+    root: str | Path, step: int, writer: Callable[[Path], None], keep: int = 2
+) -> Path:
     """Write ``root/step-<step>`` atomically with ``writer(tmpdir)``; keep the ``keep`` newest."""
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
@@ -109,8 +110,8 @@ def list_checkpoints(root: str | Path) -> list[Path]:
         return []
     found = []
     for p in root.iterdir():
-        if p.is_dir() and p.name.startswith(PREFIX) and p.name[len(PREFIX):].isdigit():
-            found.append((int(p.name[len(PREFIX):]), p))
+        if p.is_dir() and p.name.startswith(PREFIX) and p.name[len(PREFIX) :].isdigit():
+            found.append((int(p.name[len(PREFIX) :]), p))
     return [p for _, p in sorted(found)]
 
 

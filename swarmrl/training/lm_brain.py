@@ -30,9 +30,14 @@ class LMBrain:
         return self.policy.version
 
     def rollout(self, requests: list[RolloutRequest], group_size: int) -> list[list[Completion]]:
-        samples = self.policy.generate([r.prompt for r in requests], group_size, self.cfg.generation)
+        samples = self.policy.generate(
+            [r.prompt for r in requests], group_size, self.cfg.generation
+        )
         return [
-            [Completion(s.text, s.truncated, s.completion_ids, len(s.completion_ids)) for s in group]
+            [
+                Completion(s.text, s.truncated, s.completion_ids, len(s.completion_ids))
+                for s in group
+            ]
             for group in samples
         ]
 
@@ -40,18 +45,32 @@ class LMBrain:
         batch = [self._to_ids(g) for g in groups]
         st = self.learner.train_step(batch)
         return TrainStats(
-            loss=st.loss, groups=st.groups, groups_with_signal=st.groups_with_signal,
-            tokens=st.tokens, skipped=st.skipped,
-            extra={"clip_frac": st.clip_frac, "grad_norm": st.grad_norm, "kl": st.kl,
-                   "groups_trained": st.groups_trained, "train_seconds": st.seconds},
+            loss=st.loss,
+            groups=st.groups,
+            groups_with_signal=st.groups_with_signal,
+            tokens=st.tokens,
+            skipped=st.skipped,
+            extra={
+                "clip_frac": st.clip_frac,
+                "grad_norm": st.grad_norm,
+                "kl": st.kl,
+                "groups_trained": st.groups_trained,
+                "train_seconds": st.seconds,
+            },
         )
 
     def _to_ids(self, g: ScoredGroup) -> Group:
         """Local completions keep their sampled ids; swarm text is re-tokenized with ours."""
-        comps = [c.token_ids if c.token_ids is not None else self.policy.retokenize(c.text)
-                 for c in g.completions]
-        return Group(self.policy.encode(g.prompt), comps, list(g.rewards),
-                     [c.truncated for c in g.completions])
+        comps = [
+            c.token_ids if c.token_ids is not None else self.policy.retokenize(c.text)
+            for c in g.completions
+        ]
+        return Group(
+            self.policy.encode(g.prompt),
+            comps,
+            list(g.rewards),
+            [c.truncated for c in g.completions],
+        )
 
     def save(self, root: Path, step: int, extra: dict[str, Any], keep: int) -> Path:
         return self.learner.save(root, step, extra, keep)

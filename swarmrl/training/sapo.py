@@ -34,7 +34,7 @@ def to_wire(prompt: str, completion: str) -> str:
 def from_wire(prompt: str, text: str) -> str:
     """The continuation of this node's own prompt that reproduces a wire response."""
     if prompt.endswith(ANSWER_OPEN) and text.startswith(ANSWER_OPEN):
-        return text[len(ANSWER_OPEN):]
+        return text[len(ANSWER_OPEN) :]
     return text
 
 
@@ -100,7 +100,10 @@ class SwarmPool:
         for cid, e in list(self.entries.items()):
             if step - e.received_step > self.cfg.max_age_steps:
                 self._evict(cid, "age")
-            elif self.latest_version[e.sender] - e.group.sampler.policy_version > self.cfg.max_staleness:
+            elif (
+                self.latest_version[e.sender] - e.group.sampler.policy_version
+                > self.cfg.max_staleness
+            ):
                 self._evict(cid, "stale")
 
     def mark_used(self, entries: list[PoolEntry]) -> None:
@@ -161,8 +164,13 @@ class Rescorer:
             rewards = [self.score_wire(problem, t) for t in group.completions]
             comps = [Completion(text=from_wire(prompt, t)) for t in group.completions]
             entry.scored = ScoredGroup(
-                prompt=prompt, completions=comps, rewards=rewards, local=False,
-                task_key=task_key(group.task), family=problem.family, answer=problem.answer,
+                prompt=prompt,
+                completions=comps,
+                rewards=rewards,
+                local=False,
+                task_key=task_key(group.task),
+                family=problem.family,
+                answer=problem.answer,
             )
         return entry.scored
 
@@ -176,7 +184,9 @@ class SkillTracker:
 
     def update(self, family: str, mean_reward: float) -> None:
         old = self.acc.get(family)
-        self.acc[family] = mean_reward if old is None else self.decay * old + (1 - self.decay) * mean_reward
+        self.acc[family] = (
+            mean_reward if old is None else self.decay * old + (1 - self.decay) * mean_reward
+        )
 
     def weakness(self, family: str) -> float:
         # Unknown families count as weak: the swarm may know something we don't.
@@ -219,8 +229,11 @@ def select_external(
     return _weighted_sample(candidates, weights, cfg.external, rng)
 
 
-def _weighted_sample(items: list[PoolEntry], weights: list[float], k: int,
-                     rng: random.Random) -> list[PoolEntry]:
+def _weighted_sample(
+    items: list[PoolEntry], weights: list[float], k: int, rng: random.Random
+) -> list[PoolEntry]:
     """k distinct items, each draw proportional to weight (Efraimidis-Spirakis keys)."""
-    keyed = sorted(zip(items, weights), key=lambda iw: rng.random() ** (1.0 / iw[1]), reverse=True)
+    keyed = sorted(
+        zip(items, weights, strict=True), key=lambda iw: rng.random() ** (1.0 / iw[1]), reverse=True
+    )
     return [item for item, _ in keyed[:k]]
