@@ -108,7 +108,9 @@ class GenerationConfig(_Section):
     temperature: float = Field(
         default=1.0, ge=0.0, le=10.0, description="Sampling temperature; 0 = greedy decoding."
     )
-    top_p: float = Field(default=1.0, gt=0.0, le=1.0)
+    top_p: float = Field(
+        default=1.0, gt=0.0, le=1.0, description="Nucleus sampling mass (1 = off)."
+    )
 
 
 class GRPOConfig(_Section):
@@ -123,8 +125,8 @@ class GRPOConfig(_Section):
         "G=8, 4 tasks/step: tiny-4m learns steadily at 1e-5..5e-5 and is unstable from 1e-4 "
         "(3e-4 loses reward); tiny-0.5m learns fastest at 1e-4..3e-4 and slowly at 3e-5.",
     )
-    weight_decay: float = Field(default=0.0, ge=0.0)
-    adam_betas: tuple[float, float] = Field(default=(0.9, 0.999))
+    weight_decay: float = Field(default=0.0, ge=0.0, description="AdamW weight decay.")
+    adam_betas: tuple[float, float] = Field(default=(0.9, 0.999), description="AdamW betas.")
     max_grad_norm: float = Field(default=1.0, gt=0.0, description="Gradient clipping norm.")
     epsilon_low: float = Field(default=0.2, ge=0.0, le=1.0, description="Lower clip (1-eps).")
     epsilon_high: float = Field(default=0.28, ge=0.0, le=10.0, description="Upper clip (1+eps).")
@@ -139,7 +141,10 @@ class GRPOConfig(_Section):
     beta: float = Field(
         default=0.0, ge=0.0, description="KL coefficient to the reference (0 = off)."
     )
-    kl_estimator: Literal["k1", "k3"] = Field(default="k3")
+    kl_estimator: Literal["k1", "k3"] = Field(
+        default="k3",
+        description="KL estimator: k1 = logp - ref; k3 = exp(ref - logp) - (ref - logp) - 1.",
+    )
     num_iterations: int = Field(
         default=1, ge=1, le=32, description="Optimizer passes per batch (>1 lets the clip act)."
     )
@@ -213,12 +218,20 @@ class NodeConfig(_Section):
     peer_card_every_s: float = Field(
         default=30.0, gt=0.0, description="Seconds between peer-card announcements."
     )
-    model: ModelConfig = Field(default_factory=ModelConfig)
-    tasks: TaskConfig = Field(default_factory=TaskConfig)
-    generation: GenerationConfig = Field(default_factory=GenerationConfig)
-    grpo: GRPOConfig = Field(default_factory=GRPOConfig)
-    checkpoint: CheckpointConfig = Field(default_factory=CheckpointConfig)
-    sapo: SAPOConfig = Field(default_factory=SAPOConfig)
+    model: ModelConfig = Field(default_factory=ModelConfig, description="The policy.")
+    tasks: TaskConfig = Field(
+        default_factory=TaskConfig, description="Where this node's own tasks come from."
+    )
+    generation: GenerationConfig = Field(
+        default_factory=GenerationConfig, description="How completions are sampled."
+    )
+    grpo: GRPOConfig = Field(default_factory=GRPOConfig, description="The GRPO update.")
+    checkpoint: CheckpointConfig = Field(
+        default_factory=CheckpointConfig, description="When checkpoints are written."
+    )
+    sapo: SAPOConfig = Field(
+        default_factory=SAPOConfig, description="Sharing with the swarm (I local + J external)."
+    )
     threads: int = Field(
         default=0, ge=0, description="torch CPU threads (0 = leave torch's default)."
     )
@@ -262,3 +275,17 @@ def load_config(model: type[BaseModel], path: str | Path | None, **overrides: An
             node = node.setdefault(key, {})
         node[leaf] = value
     return parse_config(model, data)
+
+
+def describe(model: type[BaseModel], prefix: str = "") -> list[tuple[str, str, str]]:
+    """(dotted field, default, description) for every field, sections expanded: the docs table."""
+    rows = []
+    for name, f in model.model_fields.items():
+        ann = f.annotation
+        if isinstance(ann, type) and issubclass(ann, BaseModel):
+            rows.append((prefix + name, "", f.description or ""))
+            rows += describe(ann, prefix + name + ".")
+        else:
+            default = "" if f.is_required() else repr(f.get_default(call_default_factory=True))
+            rows.append((prefix + name, default, f.description or ""))
+    return rows

@@ -60,8 +60,8 @@ class NetworkSpec(_Section):
 class PartitionEvent(_Section):
     """From ``at_s`` to ``until_s`` the named groups of nodes cannot reach each other."""
 
-    at_s: float = Field(ge=0.0)
-    until_s: float = Field(gt=0.0)
+    at_s: float = Field(ge=0.0, description="Virtual second the partition starts.")
+    until_s: float = Field(gt=0.0, description="Virtual second it heals.")
     groups: list[list[str]] = Field(min_length=2, description="Node names (or name prefixes).")
 
 
@@ -69,14 +69,14 @@ class ChurnEvent(_Section):
     """A node leaves the swarm at ``leave_at_s`` and (optionally) rejoins at ``join_at_s``."""
 
     node: str = Field(description="Node name (or name prefix) that leaves.")
-    leave_at_s: float = Field(ge=0.0)
+    leave_at_s: float = Field(ge=0.0, description="Virtual second the node leaves.")
     join_at_s: float | None = Field(default=None, description="None = never comes back.")
 
 
 class Scenario(_Section):
     """A whole simulated swarm."""
 
-    name: str = Field(default="scenario", max_length=64)
+    name: str = Field(default="scenario", max_length=64, description="Scenario name (in reports).")
     seed: int = Field(default=0, ge=0, description="Seeds network randomness and node seeds.")
     steps: int = Field(default=40, ge=1, description="Training steps per node.")
     seconds_per_token: float = Field(
@@ -86,10 +86,10 @@ class Scenario(_Section):
     defaults: dict[str, Any] = Field(
         default_factory=dict, description="NodeConfig fields applied to every node."
     )
-    nodes: list[NodeSpec] = Field(min_length=1)
-    network: NetworkSpec = Field(default_factory=NetworkSpec)
-    partitions: list[PartitionEvent] = Field(default_factory=list)
-    churn: list[ChurnEvent] = Field(default_factory=list)
+    nodes: list[NodeSpec] = Field(min_length=1, description="The kinds of node in the swarm.")
+    network: NetworkSpec = Field(default_factory=NetworkSpec, description="Every link.")
+    partitions: list[PartitionEvent] = Field(default_factory=list, description="Splits over time.")
+    churn: list[ChurnEvent] = Field(default_factory=list, description="Leaves and rejoins.")
 
     @model_validator(mode="after")
     def _names_unique(self) -> Scenario:

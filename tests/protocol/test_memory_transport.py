@@ -489,3 +489,31 @@ def test_thousand_nodes_broadcast_in_virtual_time() -> None:
     # ~5 s on a slow 2-core machine; a line tracer (coverage) makes it 3-4x slower.
     limit = 20 if sys.gettrace() is None else 80
     assert wall < limit, f"1000-node broadcast took {wall:.1f} s of wall time"
+
+
+def test_fanout_limits_each_publish_to_a_random_sample() -> None:
+    """With fanout k, one publish reaches exactly k of the other subscribers."""
+    import trio
+    import trio.testing
+
+    from swarmrl.protocol import LinkSpec, MemoryNetwork
+
+    got: dict[str, int] = {}
+
+    async def main() -> None:
+        async with MemoryNetwork(seed=1, default_link=LinkSpec(latency_s=0.01), fanout=3) as net:
+            eps = [net.endpoint(f"p{i:02d}") for i in range(10)]
+            subs = [ep.subscribe("t") for ep in eps[1:]]
+            await eps[0].publish("t", b"x")
+            await trio.sleep(1.0)
+            for ep, sub in zip(eps[1:], subs, strict=True):
+                got[ep.peer_id] = 0
+                while True:
+                    try:
+                        sub.receive_nowait()
+                    except trio.WouldBlock:
+                        break
+                    got[ep.peer_id] += 1
+
+    trio.run(main, clock=trio.testing.MockClock(autojump_threshold=0))
+    assert sum(got.values()) == 3
