@@ -9,6 +9,8 @@ from __future__ import annotations
 import torch
 
 from swarmrl.config import GRPOConfig
+from swarmrl.kernels import grpo_token_loss
+from swarmrl.kernels.grpo_loss import kl_penalty
 
 ADV_EPS = 1e-4  # TRL's: keeps (r - mean) / std finite when every reward in a group is equal
 
@@ -30,20 +32,6 @@ def group_advantages(
     if rewards.shape[-1] < 2:
         return torch.zeros_like(rewards)
     return centered / (rewards.std(dim=-1, keepdim=True) + eps)
-
-
-def kl_penalty(logprobs: torch.Tensor, ref_logprobs: torch.Tensor, estimator: str) -> torch.Tensor:
-    """Per-token KL(policy || ref) estimate on the policy's own samples.
-
-    k1 = logp - ref (unbiased, can be negative); k3 = exp(ref - logp) - (ref - logp) - 1
-    (unbiased, always >= 0, lower variance; TRL's).
-    """
-    if estimator == "k1":
-        return logprobs - ref_logprobs
-    if estimator == "k3":
-        delta = ref_logprobs - logprobs
-        return torch.exp(delta) - delta - 1
-    raise ValueError(f"unknown KL estimator {estimator!r}")
 
 
 def aggregate(
@@ -83,18 +71,18 @@ def grpo_loss(
     per token: -min(ratio * A, clip(ratio, 1 - eps_low, 1 + eps_high) * A) + beta * KL.
     """
     mask = mask.to(logprobs.dtype)
-    old = logprobs.detach() if old_logprobs is None else old_logprobs
-    ratio = torch.exp(logprobs - old)
-    adv = advantages.to(logprobs.dtype).unsqueeze(-1)
-    clipped = torch.clamp(ratio, 1 - cfg.epsilon_low, 1 + cfg.epsilon_high)
-    per_token = -torch.min(ratio * adv, clipped * adv)
-    kl = None
-    if cfg.beta > 0:
-        if ref_logprobs is None:
-            raise ValueError("beta > 0 needs ref_logprobs")
-        kl = kl_penalty(logprobs, ref_logprobs, cfg.kl_estimator)
-        per_token = per_token + cfg.beta * kl
+    # The per-token loss is the kernels' (Triton on CUDA, the PyTorch reference elsewhere).
+    per_token = grpo_token_loss(
+        logprobs, old_logprobs, advantages, mask,
+        epsilon_low=cfg.epsilon_low, epsilon_high=cfg.epsilon_high, beta=cfg.beta,
+        ref_logprobs=ref_logprobs, kl_estimator=cfg.kl_estimator,
+    )
     loss = aggregate(per_token, mask, cfg.loss_type, max_tokens or logprobs.shape[-1])
+    with torch.no_grad():  # statistics only: ratio and KL again, cheap elementwise
+        old = logprobs if old_logprobs is None else old_logprobs
+        ratio = torch.exp(logprobs - old)
+        adv = advantages.to(logprobs.dtype).unsqueeze(-1)
+        kl = kl_penalty(logprobs, ref_logprobs, cfg.kl_estimator) if cfg.beta > 0 else None
     return loss, _stats(ratio, adv, mask, kl, cfg)
 
 

@@ -8,7 +8,8 @@ import pytest
 import torch
 
 from swarmrl.config import GRPOConfig
-from swarmrl.training.grpo import group_advantages, grpo_loss, kl_penalty
+from swarmrl.kernels.grpo_loss import kl_penalty
+from swarmrl.training.grpo import group_advantages, grpo_loss
 from swarmrl.training.logprobs import selective_logprobs
 
 
