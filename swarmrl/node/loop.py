@@ -215,6 +215,7 @@ class Node:
             "external_reward": sum(ext_rewards) / len(ext_rewards) if ext_rewards else None,
             "loss": r.stats.loss,
             "tokens": r.stats.tokens,
+            "completion_tokens": sum(c.num_tokens for g in r.local_groups for c in g.completions),
             "seconds": round(seconds, 4),
             "groups_local": len(r.local_groups),
             "groups_external": len(r.external_groups),

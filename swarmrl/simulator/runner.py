@@ -126,6 +126,8 @@ class Simulation:
         """Run one node to its step count, across leaves and rejoins."""
         while sn.node.step < sn.cfg.steps:
             if not sn.online:
+                if not self._rejoins_later(sn):
+                    break  # left for good (churn without join_at_s): done, or the run never ends
                 await trio.sleep(1.0)
                 continue
             with trio.CancelScope() as scope:
@@ -166,6 +168,13 @@ class Simulation:
             self.events.append(f"t={at:.1f}s {label}")
             action()
 
+    def _rejoins_later(self, sn: SimNode) -> bool:
+        now = trio.current_time()
+        return any(
+            c.join_at_s is not None and c.join_at_s >= now and _matches(sn.cfg.name, [c.node])
+            for c in self.scenario.churn
+        )
+
     def _partition(self, groups: list[list[str]]) -> None:
         assert self.net is not None
         ids = [[sn.node.peer_id for sn in self.nodes if _matches(sn.cfg.name, g)] for g in groups]
@@ -202,7 +211,25 @@ def run_scenario(
     _set_threads(scenario.threads)
     sim = Simulation(scenario, out_dir, progress, brain_factory)
     clock = trio.testing.MockClock(autojump_threshold=0)
+    _seed_trio_scheduler(scenario.seed)
     return trio.run(sim.run, clock=clock)
+
+
+def _seed_trio_scheduler(seed: int) -> None:
+    """Make trio's tie-breaking between tasks woken at the same instant repeat with the seed.
+
+    trio orders each batch of runnable tasks at random (on purpose, to flush out ordering
+    bugs). On a virtual clock many tasks wake at the same instant (a delivery, a node's next
+    step, a partition), so without this the same scenario and seed gave different runs. This
+    is the hook trio itself gives Hypothesis (``trio._core._run._r``); if a future trio moves
+    it, runs merely stop being exactly repeatable.
+    """
+    try:
+        from trio._core import _run
+
+        _run._r.seed(seed)
+    except (ImportError, AttributeError):  # pragma: no cover - private trio API
+        pass
 
 
 def _set_threads(n: int) -> None:

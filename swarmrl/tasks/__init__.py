@@ -8,7 +8,12 @@ Families turn task specs into problems deterministically (``get_family``, ``mate
 from swarmrl.tasks.arith import ArithFamily
 from swarmrl.tasks.base import Family, derive_seed
 from swarmrl.tasks.extract import Extracted, extract, extract_answer, has_answer_tag
-from swarmrl.tasks.families import get_family, list_families, register_family
+from swarmrl.tasks.families import (
+    get_family,
+    list_families,
+    register_family,
+    unregister_family,
+)
 from swarmrl.tasks.materialize import materialize
 from swarmrl.tasks.problem import Problem, TaskError
 from swarmrl.tasks.prompts import (
@@ -59,6 +64,7 @@ __all__ = [
     "list_families",
     "materialize",
     "register_family",
+    "unregister_family",
     "register_verifier",
     "verify",
 ]

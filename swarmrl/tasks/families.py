@@ -26,6 +26,13 @@ def register_family(family: Family, *, replace: bool = False) -> None:
         _builtin[family.name] = family
 
 
+def unregister_family(name: str) -> None:
+    """Remove a family added with :func:`register_family` ('arith' stays). Idempotent."""
+    with _lock:
+        if name != "arith":
+            _builtin.pop(name, None)
+
+
 def get_family(name: str) -> Family:
     """The family called ``name``: 'arith', a registered family, or a reasoning-gym dataset.
 

@@ -1,0 +1,104 @@
+"""The node loop over a real in-memory network: trains alone or together, shrugs off attacks."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import trio
+from _node_helpers import ident, node_config, run_virtual, stub_node
+
+from swarmrl.node.loop import Node, topic
+from swarmrl.node.metrics import read_metrics
+from swarmrl.node.runtime import SimRuntime
+from swarmrl.protocol import LinkSpec, MemoryNetwork, PeerCard, encode, seal
+
+ROW_KEYS = {
+    "step",
+    "reward",
+    "loss",
+    "tokens",
+    "seconds",
+    "groups_local",
+    "groups_external",
+    "groups_with_signal",
+    "policy_version",
+    "pool",
+    "peers",
+    "time",
+}
+
+
+def test_a_node_without_peers_trains_alone(tmp_path: Path) -> None:
+    cfg = node_config(steps=5, checkpoint={"every": 2, "keep": 2})
+
+    async def main() -> Node:
+        async with MemoryNetwork(seed=0) as net:
+            me = ident(1)
+            node = stub_node(cfg, net.endpoint(me.peer_id), me, SimRuntime(), tmp_path)
+            with trio.fail_after(3600):
+                await node.run()
+            node.metrics.close()
+            return node
+
+    node = run_virtual(main)
+    assert node.step == 5
+    rows = read_metrics(tmp_path / "metrics.jsonl")
+    assert [r["step"] for r in rows] == [1, 2, 3, 4, 5]
+    assert all(set(r) >= ROW_KEYS for r in rows)
+    assert all(r["groups_external"] == 0 and r["groups_local"] == 2 for r in rows)
+    assert all(0.0 <= r["reward"] <= 1.0 and r["seconds"] > 0 for r in rows)
+    assert node.brain.policy_version >= 1
+    names = sorted(p.name for p in (tmp_path / "checkpoints").iterdir())
+    assert names == ["step-00000002", "step-00000004"]
+    assert node.metrics.counters["published:rollouts"] == 10
+
+
+def test_two_nodes_share_rollouts_while_an_attacker_floods_junk() -> None:
+    """Garbage, replays, other-swarm cards and forged rewards: counted, never fatal."""
+    a_id, b_id, evil = ident(1), ident(2), ident(66)
+    steps = 6
+
+    async def attack(net: MemoryNetwork, swarm: str) -> None:
+        ep = net.endpoint(evil.peer_id)
+        captured = ep.subscribe(topic(swarm, "rollouts"))
+        seq = 10**9
+        while True:
+            await trio.sleep(0.03)
+            await ep.publish(topic(swarm, "rollouts"), b"\x93garbage")
+            while len(captured):
+                _, data = captured.receive_nowait()
+                await ep.publish(topic(swarm, "rollouts"), data)  # replay
+            seq += 1
+            card = PeerCard(peer_id=evil.peer_id, swarm_id="elsewhere")
+            env = seal(card, evil, seq=seq, timestamp=trio.current_time() + 1.8e9)
+            await ep.publish(topic(swarm, "peers"), encode(env))
+
+    async def main() -> tuple[Node, Node]:
+        link = LinkSpec(latency_s=0.02, jitter_s=0.01)
+        async with MemoryNetwork(seed=3, default_link=link) as net:
+            cfg_a = node_config(name="a", seed=1, steps=steps)
+            cfg_b = node_config(name="b", seed=2, steps=steps)
+            a = stub_node(cfg_a, net.endpoint(a_id.peer_id), a_id, SimRuntime())
+            b = stub_node(cfg_b, net.endpoint(b_id.peer_id), b_id, SimRuntime())
+            with trio.fail_after(3600):
+                async with trio.open_nursery() as nursery:
+                    nursery.start_soon(attack, net, cfg_a.swarm_id)
+                    async with trio.open_nursery() as nodes:
+                        nodes.start_soon(a.run)
+                        nodes.start_soon(b.run)
+                    nursery.cancel_scope.cancel()
+            return a, b
+
+    a, b = run_virtual(main)
+    for node, other in ((a, b), (b, a)):
+        assert node.step == steps
+        c = node.metrics.counters
+        assert c["dropped:malformed"] > 0
+        assert c["dropped:replay"] > 0
+        assert c["dropped:other_swarm"] > 0
+        assert c["admitted:rollout_group"] > 0
+        assert node.peers.get(other.peer_id).admitted > 0
+        assert sum(r["groups_external"] for r in node.metrics.history) > 0
+        assert node.peers.get(ident(66).peer_id).admitted == 0
+    # the attacker's replays of a's own messages reach a as a's own messages
+    assert a.metrics.counters["dropped:own_message"] > 0

@@ -1,0 +1,55 @@
+"""A small swarm of tiny LMs: rollouts cross between nodes, every node trains, reports appear."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import pytest
+from _sim_helpers import LM_MODEL, oracle_brain, scenario
+
+from swarmrl.node.metrics import read_metrics
+from swarmrl.simulator import run_scenario
+from swarmrl.simulator.report import write_report
+
+
+@pytest.mark.slow
+def test_three_lm_nodes_exchange_rollouts_and_train(tmp_path: Path) -> None:
+    steps = 3
+    sc = scenario([{"name": "lm", "count": 3, "brain": "lm", "config": LM_MODEL}], steps=steps)
+    t0 = time.time()
+    result = run_scenario(sc, tmp_path, brain_factory=oracle_brain)
+    summary = write_report(result, tmp_path, time.time() - t0)
+
+    names = [sn.cfg.name for sn in result.nodes]
+    assert names == ["lm-0", "lm-1", "lm-2"]
+    ids = {sn.node.peer_id for sn in result.nodes}
+    for sn in result.nodes:
+        node = sn.node
+        assert node.step == steps
+        # it heard rollout groups from both other nodes, and trained on some of them
+        assert node.metrics.counters["admitted:rollout_group"] > 0
+        for other in ids - {node.peer_id}:
+            assert node.peers.get(other).admitted > 0
+        rows = read_metrics(tmp_path / "nodes" / sn.cfg.name / "metrics.jsonl")
+        assert [r["step"] for r in rows] == [1, 2, 3]
+        assert sum(r["groups_external"] for r in rows) > 0
+        assert rows[0]["groups_external"] == 0  # nothing has arrived before the first step
+        assert all(r["groups_local"] == 2 and r["tokens"] > 0 for r in rows)
+        # the policy moved: a GRPO update per step (every group has the oracle's signal)
+        assert node.brain.policy_version == steps
+        assert rows[-1]["policy_version"] == steps
+        assert all(r["loss"] is not None for r in rows)
+
+    on_disk = json.loads((tmp_path / "summary.json").read_text())
+    assert on_disk["swarm"]["nodes"] == 3
+    assert [n["name"] for n in on_disk["nodes"]] == names
+    assert all(n["external_groups_used"] > 0 for n in summary["nodes"])
+    assert all(n["admitted"]["rollout_group"] > 0 for n in summary["nodes"])
+    assert all(n["model"] == "tiny-0.5m" and n["steps"] == steps for n in summary["nodes"])
+    report = (tmp_path / "report.md").read_text()
+    assert report.startswith("# Simulation report: test")
+    assert all(name in report for name in names)
+    for png in ("reward_swarm.png", "reward_per_node.png"):
+        assert (tmp_path / png).read_bytes().startswith(b"\x89PNG")
