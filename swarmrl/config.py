@@ -116,7 +116,6 @@ class GenerationConfig(_Section):
 class GRPOConfig(_Section):
     """The GRPO update (names follow TRL where they overlap)."""
 
-    tasks_per_step: int = Field(default=4, ge=1, description="Local rollout groups per step (I).")
     learning_rate: float = Field(
         default=3e-5,
         gt=0.0,
@@ -200,6 +199,100 @@ class CheckpointConfig(_Section):
     keep: int = Field(default=2, ge=1, description="How many recent checkpoints to keep.")
 
 
+class NetworkConfig(_Section):
+    """The real network (libp2p): where to listen, whom to dial, limits and NAT traversal.
+
+    Used by the daemon (`swarmrl node run`) and by `swarmrl sim --transport libp2p`; the
+    in-memory simulator ignores it.
+    """
+
+    key_file: str = Field(
+        default="node.key",
+        description="The node's ed25519 key (mode 0600); relative paths are relative to the "
+        "config file. Its libp2p peer id is the node's peer id.",
+    )
+    genesis: str = Field(
+        default="",
+        description="The swarm's genesis file (TOML); empty = a private swarm named by swarm_id. "
+        "Peers on another genesis or protocol version are refused.",
+    )
+    listen: list[str] = Field(
+        default_factory=lambda: ["/ip4/0.0.0.0/tcp/0"],
+        max_length=16,
+        description="Multiaddrs to listen on (tcp/0 = any free port; give a bootstrap node a "
+        "fixed port).",
+    )
+    announce: list[str] = Field(
+        default_factory=list,
+        max_length=16,
+        description="Public multiaddrs to advertise in peer cards instead of the listen ones "
+        "(behind NAT or port forwarding).",
+    )
+    bootstrap: list[str] = Field(
+        default_factory=list,
+        max_length=64,
+        description="Multiaddrs with /p2p/<peer-id> to dial at start and redial with backoff.",
+    )
+    target_peers: int = Field(
+        default=8, ge=0, le=1024, description="Dial peers learned from peer cards up to this many."
+    )
+    max_peers: int = Field(
+        default=64, ge=1, le=4096, description="Refuse connections beyond this many peers."
+    )
+    reconnect_min_s: float = Field(
+        default=1.0, gt=0.0, description="First redial delay for a lost bootstrap peer."
+    )
+    reconnect_max_s: float = Field(
+        default=60.0, gt=0.0, description="Redial delay cap (the delay doubles up to it)."
+    )
+    max_message_bytes: int = Field(
+        default=1024 * 1024 - 4096,
+        ge=1024,
+        le=1024 * 1024,
+        description="Largest message published or accepted; gossipsub's RPC limit is 1 MiB, "
+        "so larger ones are refused and counted.",
+    )
+    messages_per_topic_per_second: float = Field(
+        default=100.0,
+        gt=0.0,
+        description="Per peer and topic rate allowed by gossipsub before it drops (its default, "
+        "10, silently drops honest bursts).",
+    )
+    publish_per_second: float = Field(
+        default=20.0, gt=0.0, description="This node's own publishing pace per topic."
+    )
+    queue_size: int = Field(
+        default=1024, ge=1, description="Messages held per subscription before the oldest drops."
+    )
+    request_timeout_s: float = Field(
+        default=10.0, gt=0.0, description="Request/response (teacher queries) timeout."
+    )
+    relay: bool = Field(
+        default=False,
+        description="Circuit relay v2: reach and be reached through relays (behind NAT).",
+    )
+    relay_hop: bool = Field(
+        default=False, description="Act as a relay for others (bootstrap nodes on public IPs)."
+    )
+    autonat: bool = Field(default=False, description="AutoNAT: ask peers whether we are reachable.")
+    hole_punching: bool = Field(
+        default=False, description="DCUtR hole punching through a relayed connection."
+    )
+
+    @model_validator(mode="after")
+    def _check(self) -> NetworkConfig:
+        for field in ("listen", "announce", "bootstrap"):
+            for addr in getattr(self, field):
+                if not addr.startswith("/"):
+                    raise ValueError(f"{field}: {addr!r} is not a multiaddr (starts with '/')")
+        for addr in self.bootstrap:
+            if "/p2p/" not in addr:
+                raise ValueError(f"bootstrap: {addr!r} needs /p2p/<peer-id> at its end")
+        if self.reconnect_max_s < self.reconnect_min_s:
+            raise ValueError("reconnect_max_s must be >= reconnect_min_s")
+        return self
+
+
 class NodeConfig(_Section):
     """One node: alone (`swarmrl train`), in a simulation, or as a daemon in a swarm."""
 
@@ -210,8 +303,10 @@ class NodeConfig(_Section):
         pattern=r"^[A-Za-z0-9_.-]+$",
         description="Swarm namespace; topics are /swarmrl/<swarm_id>/<topic>/1.",
     )
-    roles: list[Literal["solver", "creator", "teacher"]] = Field(
-        default_factory=lambda: ["solver"], description="What this node does in the swarm."
+    roles: list[Literal["solver", "creator", "teacher", "bootstrap"]] = Field(
+        default_factory=lambda: ["solver"],
+        description="What this node does in the swarm ('bootstrap': no model, relays and helps "
+        "discovery).",
     )
     steps: int = Field(default=200, ge=0, description="Training steps to run (0 = until stopped).")
     seed: int = Field(default=0, ge=0, description="Seed of torch and sampling.")
@@ -234,6 +329,9 @@ class NodeConfig(_Section):
     )
     threads: int = Field(
         default=0, ge=0, description="torch CPU threads (0 = leave torch's default)."
+    )
+    network: NetworkConfig = Field(
+        default_factory=NetworkConfig, description="The real network (daemon and libp2p sims)."
     )
 
 

@@ -12,7 +12,7 @@ import logging
 from typing import TYPE_CHECKING
 
 from swarmrl.protocol import ProtocolError, ReplayGuard, decode
-from swarmrl.protocol.messages import PeerCard, RolloutGroup
+from swarmrl.protocol.messages import PROTOCOL_VERSION, PeerCard, RolloutGroup
 
 if TYPE_CHECKING:
     from swarmrl.node.loop import Node
@@ -50,7 +50,10 @@ class Admission:
                 return self._drop(env.sender, "card_not_own", "")
             if msg.swarm_id != node.cfg.swarm_id:
                 return self._drop(env.sender, "other_swarm", msg.swarm_id)
+            if msg.protocol_version != PROTOCOL_VERSION:
+                return self._drop(env.sender, "protocol_version", str(msg.protocol_version))
             peer.card = msg
+            node.transport.learn_peer(env.sender, list(msg.listen_addrs))
         else:
             return self._drop(env.sender, "unexpected_kind", env.kind)
         peer.admitted += 1

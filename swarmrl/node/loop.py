@@ -198,6 +198,7 @@ class Node:
             policy_version=self.brain.policy_version,
             software_version=__version__,
             protocol_version=PROTOCOL_VERSION,
+            listen_addrs=(self.cfg.network.announce or self.transport.listen_addrs())[:16],
         )
 
     async def _announce_loop(self) -> None:

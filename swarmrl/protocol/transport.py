@@ -171,6 +171,15 @@ class Transport(abc.ABC):
     def peers(self) -> list[str]:
         """Peer ids this node can currently talk to, sorted."""
 
+    def listen_addrs(self) -> list[str]:
+        """Addresses other peers can dial (full multiaddrs with /p2p/<id>); none in memory."""
+        return []
+
+    def learn_peer(self, peer_id: str, addrs: list[str]) -> None:
+        """Hint: ``peer_id`` says it listens on ``addrs`` (from its peer card). A transport that
+        dials (libp2p) may connect to it to widen its mesh beyond the bootstrap peers."""
+        return None
+
     @abc.abstractmethod
     async def close(self) -> None:
         """Leave the network: end subscriptions, stop handlers, fail pending requests."""
