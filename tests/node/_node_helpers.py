@@ -102,6 +102,19 @@ def lm_config(**kw: Any) -> NodeConfig:
     return node_config(**base)
 
 
+class OfflineTransport:
+    """For admission-only tests: no network; remembers the addresses peer cards taught it."""
+
+    def __init__(self) -> None:
+        self.learned: dict[str, list[str]] = {}
+
+    def learn_peer(self, peer_id: str, addrs: list[str]) -> None:
+        self.learned[peer_id] = addrs
+
+    def listen_addrs(self) -> list[str]:
+        return []
+
+
 def stub_node(
     cfg: NodeConfig,
     transport: Any = None,
@@ -112,7 +125,7 @@ def stub_node(
     return Node(
         cfg,
         StubBrain(seed=cfg.seed),
-        transport,
+        transport if transport is not None else OfflineTransport(),
         identity or ident(1),
         runtime or FixedRuntime(),
         out_dir,

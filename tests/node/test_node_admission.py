@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 from swarmrl.node.loop import Node
 from swarmrl.protocol import (
     DEFAULT_MAX_SIZE,
+    PROTOCOL_VERSION,
     Identity,
     PeerCard,
     TaskProposal,
@@ -93,11 +94,18 @@ def test_peer_cards_from_other_swarms_or_for_others_are_dropped() -> None:
     impostor = PeerCard(peer_id=THIRD.peer_id, swarm_id="alpha")
     assert node.admission.admit(PEER.peer_id, wire(impostor, seq=2)) == "card_not_own"
     assert node.peers.get(PEER.peer_id).card is None
-    mine = PeerCard(peer_id=PEER.peer_id, swarm_id="alpha", model_id="m")
-    assert node.admission.admit(PEER.peer_id, wire(mine, seq=3)) is None
+    future = PeerCard(
+        peer_id=PEER.peer_id, swarm_id="alpha", protocol_version=PROTOCOL_VERSION + 1
+    )
+    assert node.admission.admit(PEER.peer_id, wire(future, seq=3)) == "protocol_version"
+    addr = f"/ip4/10.0.0.7/tcp/4001/p2p/{PEER.peer_id}"
+    mine = PeerCard(peer_id=PEER.peer_id, swarm_id="alpha", model_id="m", listen_addrs=[addr])
+    assert node.admission.admit(PEER.peer_id, wire(mine, seq=4)) is None
     assert node.peers.get(PEER.peer_id).card == mine
     assert node.metrics.counters["admitted:peer_card"] == 1
-    assert dropped(node) == {"other_swarm": 1, "card_not_own": 1}
+    # its addresses go to the transport, which may dial it (peer exchange)
+    assert node.transport.learned == {PEER.peer_id: [addr]}
+    assert dropped(node) == {"other_swarm": 1, "card_not_own": 1, "protocol_version": 1}
 
 
 def test_unexpected_kinds_and_pool_refusals_are_dropped_with_their_reason() -> None:
