@@ -2,7 +2,11 @@
 
 Both trainers get the same tiny model (same weights), the same prompts (built-in arith family,
 'short' style), the same reward (``swarmrl.tasks.verify``), 8 completions x <= 32 new tokens per
-step, one prompt per step, beta 0, one optimizer pass per batch, fp32, one torch thread.
+step, one prompt per step, beta 0, one optimizer pass per batch, one torch thread. Ours runs
+with its defaults (fused AdamW; ``grpo.autocast`` and ``generation.decode`` "auto", i.e. bf16
+update and lean decode where the hardware and model allow; our JSON line says what they resolved
+to); TRL in fp32 (matched), with bf16 autocast (``--trl-bf16``) or with its own defaults
+(``--trl-defaults``: bf16 autocast and gradient checkpointing).
 
 The two are interleaved inside ONE TRL ``train()`` call: a TRL callback runs a block of swarmrl
 steps at every block boundary, so the schedule is
@@ -26,6 +30,7 @@ Needs the ``bench`` extra (trl, datasets). Usage:
     .venv/bin/python benchmarks/grpo_throughput.py                # both models, 5 rounds x 10
     .venv/bin/python benchmarks/grpo_throughput.py --models tiny-4m --rounds 5 --block 10
     .venv/bin/python benchmarks/grpo_throughput.py --profile 30   # cProfile 30 swarmrl steps
+    .venv/bin/python benchmarks/grpo_throughput.py --autocast off --decode model  # ablations
 """
 
 from __future__ import annotations
@@ -53,12 +58,13 @@ import torch  # noqa: E402
 from swarmrl.config import GenerationConfig, GRPOConfig  # noqa: E402
 from swarmrl.protocol.messages import TaskSpec  # noqa: E402
 from swarmrl.tasks import format_prompt, get_family, materialize, verify  # noqa: E402
+from swarmrl.training.generation import resolve_decode  # noqa: E402
 from swarmrl.training.learner import Group, Learner, seed_everything  # noqa: E402
 from swarmrl.training.policy import Policy  # noqa: E402
 from swarmrl.training.tiny import build_tiny_model, build_tiny_tokenizer, param_count  # noqa: E402
 
 BENCH = "grpo_throughput"
-OURS_LABEL = "swarmrl"  # benchmarks/prototypes/fast_paths.py relabels its variants
+OURS_LABEL = "swarmrl"
 STYLE = "short"
 
 
@@ -113,7 +119,8 @@ class SwarmrlRunner:
     """Policy.generate (default 'fast' backend) + verify + Learner.train_step, one task per step."""
 
     def __init__(self, model_name: str, problems: list, lr: float, seed: int,
-                 max_new_tokens: int, group_size: int) -> None:
+                 max_new_tokens: int, group_size: int, autocast: str = "auto",
+                 decode: str = "auto") -> None:
         tok = build_tiny_tokenizer()
         self.policy = Policy(build_tiny_model(model_name, seed=0), tok, model_id=model_name,
                              seed=seed)
@@ -121,10 +128,14 @@ class SwarmrlRunner:
         # drop_zero_advantage off: TRL runs the forward/backward on every batch, even one whose
         # rewards are all equal (an untrained model scores 0 everywhere), so ours must too.
         self.cfg = GRPOConfig(learning_rate=lr, drop_zero_advantage=False, beta=0.0,
-                              num_iterations=1, loss_type="dapo")
+                              num_iterations=1, loss_type="dapo", autocast=autocast)
         self.learner = Learner(self.policy, self.cfg, max_new_tokens=max_new_tokens)
-        self.gen = GenerationConfig(backend="fast", group_size=group_size,
+        self.gen = GenerationConfig(backend="fast", group_size=group_size, decode=decode,
                                     max_new_tokens=max_new_tokens, temperature=1.0, top_p=1.0)
+        # What "auto" resolved to on this machine, for the JSON lines.
+        self.settings = {"autocast": "bf16" if self.learner.autocast else "off",
+                         "decode": resolve_decode(decode, self.policy.model),
+                         "fused_adamw": bool(self.learner.optimizer.param_groups[0]["fused"])}
         self.problems = problems
         self.i = 0
         self.rewards: list[float] = []
@@ -148,13 +159,13 @@ class SwarmrlRunner:
 
 # --- TRL -----------------------------------------------------------------------------------------
 def make_runner(*args: Any) -> SwarmrlRunner:
-    """The swarmrl side (a hook: the prototypes swap in variants of the runner)."""
+    """The swarmrl side (a hook for experiments that swap in a variant of the runner)."""
     return SwarmrlRunner(*args)
 
 
 def build_trl(model_name: str, problems: list, lr: float, seed: int, max_new_tokens: int,
               group_size: int, max_steps: int, callback: Any, out_dir: str,
-              trl_defaults: bool = False) -> Any:
+              trl_defaults: bool = False, trl_bf16: bool = False) -> Any:
     from datasets import Dataset
     from trl import GRPOConfig as TRLConfig
     from trl import GRPOTrainer
@@ -174,9 +185,10 @@ def build_trl(model_name: str, problems: list, lr: float, seed: int, max_new_tok
     args = TRLConfig(
         output_dir=out_dir,
         use_cpu=True,
-        # matched: fp32 like ours, no recompute. --trl-defaults: TRL's own defaults (bf16
-        # autocast with fp32 master weights, gradient checkpointing on).
-        bf16=trl_defaults, fp16=False,
+        # matched: fp32, no recompute. --trl-bf16: bf16 autocast with fp32 master weights (our
+        # grpo.autocast="bf16"), no recompute. --trl-defaults: TRL's own defaults (bf16 autocast,
+        # gradient checkpointing on).
+        bf16=trl_defaults or trl_bf16, fp16=False,
         gradient_checkpointing=trl_defaults,
         per_device_train_batch_size=group_size,  # = 1 prompt x G completions per step
         num_generations=group_size,
@@ -267,20 +279,21 @@ def run_model(model_name: str, a: argparse.Namespace, profile: cProfile.Profile 
 
     total = a.warmup + a.rounds * a.block
     problems = make_problems(max(64, total + 8))
-    ours = make_runner(model_name, problems, a.lr, a.seed, a.max_new_tokens, a.group_size)
+    ours = make_runner(model_name, problems, a.lr, a.seed, a.max_new_tokens, a.group_size,
+                       a.autocast, a.decode)
     cb = make_callback(ours, a.warmup, a.block, a.rounds, profile)
     with tempfile.TemporaryDirectory(prefix="swarmrl-bench-trl-") as out:
         trainer = build_trl(model_name, problems, a.lr, a.seed, a.max_new_tokens, a.group_size,
-                            total, cb, out, a.trl_defaults)
+                            total, cb, out, a.trl_defaults, a.trl_bf16)
         torch.set_num_threads(a.threads)  # again: nothing in TRL's setup may have changed it
         with contextlib.redirect_stdout(sys.stderr):  # TRL prints its own summary dict
             trainer.train()
     params = param_count(ours.policy.model)
     common = {"model": model_name, "params": params, "group_size": a.group_size,
-              "trl_config": "defaults" if a.trl_defaults else "matched",
+              "trl_config": "defaults" if a.trl_defaults else "bf16" if a.trl_bf16 else "matched",
               "max_new_tokens": a.max_new_tokens, "threads": sorted(cb.threads)}
-    for name, timer in ((OURS_LABEL, cb.ours), ("trl", cb.trl)):
-        emit({"trainer": name, **common, **timer.summary()})
+    for name, timer, extra in ((OURS_LABEL, cb.ours, ours.settings), ("trl", cb.trl, {})):
+        emit({"trainer": name, **common, **extra, **timer.summary()})
     s, t = cb.ours.summary(), cb.trl.summary()
     per_round = [o / r for o, r in zip(s["round_tokens_per_s"], t["round_tokens_per_s"],
                                        strict=True)]
@@ -306,6 +319,12 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--trl-defaults", action="store_true",
                    help="TRL with its own defaults (bf16 autocast, gradient checkpointing) "
                    "instead of the matched fp32 config")
+    p.add_argument("--trl-bf16", action="store_true",
+                   help="TRL with bf16 autocast but no gradient checkpointing (our precision)")
+    p.add_argument("--autocast", default="auto", choices=["auto", "bf16", "off"],
+                   help="ours: grpo.autocast (precision of the update)")
+    p.add_argument("--decode", default="auto", choices=["auto", "lean", "lean-bf16", "model"],
+                   help="ours: generation.decode (the fast backend's per-token step)")
     p.add_argument("--profile", type=int, default=0, metavar="TOP",
                    help="cProfile the measured swarmrl steps; print the TOP entries to stderr")
     a = p.parse_args(argv)

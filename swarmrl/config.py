@@ -103,6 +103,19 @@ class GenerationConfig(_Section):
         description="'fast': swarmrl's own KV-cached sampling loop (one prefill per prompt, "
         "finished rows leave the batch; fastest on CPU); 'hf': transformers generate; 'vllm'.",
     )
+    decode: Literal["auto", "lean", "lean-bf16", "model"] = Field(
+        default="auto",
+        description="The 'fast' backend's per-token step. 'lean': swarmrl's own Qwen2-family step "
+        "(fused q/k/v and gate/up weights re-read after each update, preallocated KV cache, "
+        "RoPE tables, SDPA); samples the same tokens with the same log-probs as 'model' in "
+        "float32, with less overhead. 'lean-bf16': the same step on a bf16 copy of the weights "
+        "(faster from a few million parameters on hardware with fast bf16; the sampling "
+        "distribution then differs from the policy's by bf16 rounding, as with vLLM). 'model': "
+        "the model's own forward (any architecture). 'auto': 'lean-bf16' for Qwen2 fp32 models of "
+        ">= 2M parameters on a CUDA GPU with bf16 or a CPU with AVX512-BF16/AMX, 'lean' for other "
+        "Qwen2 models, 'model' for other architectures. The lean step holds its fused weights "
+        "next to the model's (about 2/3 of the non-embedding weights again; half that in bf16).",
+    )
     group_size: int = Field(default=8, ge=1, le=64, description="G: completions per task.")
     max_new_tokens: int = Field(default=16, ge=1, le=8192, description="Per completion.")
     temperature: float = Field(
@@ -152,6 +165,15 @@ class GRPOConfig(_Section):
     )
     drop_zero_advantage: bool = Field(
         default=True, description="Skip groups whose advantages are all zero (no signal)."
+    )
+    autocast: Literal["auto", "bf16", "off"] = Field(
+        default="auto",
+        description="Precision of the update's forward/backward. 'bf16': bf16 autocast with fp32 "
+        "master weights, optimizer state and loss (log-probs are upcast to fp32); about 2x "
+        "faster on hardware that multiplies bf16 natively. 'off': the model's own dtype. "
+        "'auto': 'bf16' for fp32 models on a CUDA GPU with bf16 support or a CPU with "
+        "AVX512-BF16/AMX (where bf16 is faster than fp32; elsewhere it is emulated and slower), "
+        "else 'off'. The old/reference log-probs of the same step use the same precision.",
     )
 
 

@@ -3,6 +3,9 @@
     groups -> advantages per group -> drop groups without signal -> [old log-probs]
            -> num_iterations x (log-probs -> clipped loss -> backward -> clip -> AdamW)
            -> policy.version += 1
+
+The forward/backward runs under bf16 autocast when ``grpo.autocast`` says so (fp32 master
+weights, optimizer state and loss); AdamW is the fused kernel wherever torch has one.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from swarmrl.training.checkpoint import (
 )
 from swarmrl.training.grpo import group_advantages, grpo_loss
 from swarmrl.training.policy import Policy, sequence_logprobs
+from swarmrl.training.precision import autocast, use_autocast
 
 SIGNAL_EPS = 1e-6  # an advantage smaller than this carries no gradient worth a forward pass
 
@@ -81,10 +85,9 @@ class Learner:
         self.policy = policy
         self.cfg = cfg
         self.max_new_tokens = max_new_tokens
-        self.optimizer = torch.optim.AdamW(
-            policy.model.parameters(), lr=cfg.learning_rate, betas=cfg.adam_betas,
-            weight_decay=cfg.weight_decay,
-        )
+        self.optimizer = make_adamw(policy.model.parameters(), cfg)
+        p = next(policy.model.parameters())
+        self.autocast = use_autocast(cfg.autocast, p.device, p.dtype)
         self.ref_model = None
         if cfg.beta > 0:  # only then: a reference model costs a full copy of the weights
             self.ref_model = copy.deepcopy(policy.model).eval().requires_grad_(False)
@@ -103,11 +106,16 @@ class Learner:
         prompts, comps, adv, keep = map(list, zip(*rows, strict=True))
         advantages = torch.tensor(adv, dtype=torch.float32, device=self.policy.device)
         keep_t = torch.tensor(keep, dtype=torch.float32, device=self.policy.device)
-        old, ref = self._reference_logprobs(prompts, comps)
+        seq_len = max(len(p) for p in prompts) + max(len(c) for c in comps)
+        device = self.policy.device
+        # Old and new log-probs in one precision, or the first pass's ratio would not be 1.
+        with autocast(self.autocast, device, seq_len):
+            old, ref = self._reference_logprobs(prompts, comps)
         max_tokens = max(self.max_new_tokens or 0, max(len(c) for c in comps))
         clip_fracs = []
         for it in range(self.cfg.num_iterations):
-            logp, mask = self.policy.token_logprobs(prompts, comps)
+            with autocast(self.autocast, device, seq_len):  # the loss itself stays fp32
+                logp, mask = self.policy.token_logprobs(prompts, comps)
             mask = mask * keep_t[:, None]
             loss, st = grpo_loss(logp, old, advantages, mask, self.cfg, ref, max_tokens)
             self.optimizer.zero_grad(set_to_none=True)
@@ -161,4 +169,23 @@ class Learner:
     def resume(self, root: str | Path) -> CheckpointState | None:
         """Restore the newest valid checkpoint under ``root``; None when there is none."""
         path = latest_checkpoint(root)
-        return None if path is None else load_checkpoint(path, self.policy, self.optimizer)
+        if path is None:
+            return None
+        # load_state_dict takes the saved param groups' flags too; keep this machine's kernel
+        # choice (a checkpoint from a machine without fused AdamW must not turn it off here).
+        flags = [(g["fused"], g["foreach"]) for g in self.optimizer.param_groups]
+        state = load_checkpoint(path, self.policy, self.optimizer)
+        for g, (fused, foreach) in zip(self.optimizer.param_groups, flags, strict=True):
+            g["fused"], g["foreach"] = fused, foreach
+        return state
+
+
+def make_adamw(params: Any, cfg: GRPOConfig) -> torch.optim.AdamW:
+    """AdamW with the fused kernel where torch has one for the device (CPU and CUDA do): one
+    kernel over all parameters instead of a Python loop of small ops, 3x less time in the step."""
+    params = list(params)
+    kw = {"lr": cfg.learning_rate, "betas": cfg.adam_betas, "weight_decay": cfg.weight_decay}
+    try:
+        return torch.optim.AdamW(params, fused=True, **kw)
+    except (RuntimeError, ValueError):  # a device (or dtype) without the fused kernel
+        return torch.optim.AdamW(params, **kw)

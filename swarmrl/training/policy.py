@@ -97,7 +97,7 @@ class Policy:
         """``n`` completions per prompt (grouped per prompt), with the backend ``cfg`` names."""
         if cfg.backend not in self._backends:
             self._backends[cfg.backend] = make_backend(
-                cfg.backend, self.model, self.tokenizer, self.generator
+                cfg.backend, self.model, self.tokenizer, self.generator, lambda: self.version
             )
         was_training = self.model.training
         self.model.eval()

@@ -7,6 +7,7 @@ from _training_helpers import random_policy
 
 from swarmrl.config import GRPOConfig, NodeConfig
 from swarmrl.training.learner import Group, Learner
+from swarmrl.training.precision import fast_bf16
 
 PROMPT = [81, 58, 32, 49, 32, 43, 32, 49, 10, 65, 58]  # "Q: 1 + 1\nA:"
 
@@ -102,3 +103,42 @@ def test_from_node_config() -> None:
     cfg = NodeConfig()
     learner = Learner(random_policy(), cfg)
     assert learner.cfg == cfg.grpo and learner.max_new_tokens == cfg.generation.max_new_tokens
+
+
+def test_adamw_is_fused_on_cpu() -> None:
+    learner = Learner(random_policy(), GRPOConfig())
+    assert all(g["fused"] for g in learner.optimizer.param_groups)
+
+
+def test_resume_keeps_this_machines_adamw_kernel(tmp_path) -> None:
+    learner = Learner(random_policy(), GRPOConfig(autocast="off"))
+    learner.train_step([group()])
+    for g in learner.optimizer.param_groups:  # as if saved where no fused kernel exists
+        g["fused"], g["foreach"] = False, None
+    learner.save(tmp_path, step=1)
+    fresh = Learner(random_policy(), GRPOConfig(autocast="off"))
+    assert fresh.resume(tmp_path) is not None
+    assert all(g["fused"] for g in fresh.optimizer.param_groups)
+    assert not fresh.train_step([group()]).skipped
+
+
+def test_bf16_autocast_trains_with_fp32_weights_and_loss() -> None:
+    learner = Learner(random_policy(), GRPOConfig(learning_rate=1e-3, autocast="bf16"))
+    assert learner.autocast
+    dtypes = set()
+    mlp = learner.policy.model.model.layers[0].mlp.down_proj
+    mlp.register_forward_hook(lambda m, i, o: dtypes.add(o.dtype))
+    before = weights(learner)
+    for _ in range(3):
+        stats = learner.train_step([group()])
+        assert torch.isfinite(torch.tensor(stats.loss)) and stats.grad_norm > 0
+    assert dtypes == {torch.bfloat16}  # the forward ran in bf16 ...
+    after = weights(learner)
+    assert all(p.dtype == torch.float32 for p in after)  # ... on fp32 master weights
+    assert any(not torch.equal(a, b) for a, b in zip(before, after, strict=True))
+
+
+def test_autocast_off_and_auto() -> None:
+    assert not Learner(random_policy(), GRPOConfig(autocast="off")).autocast
+    auto = Learner(random_policy(), GRPOConfig(autocast="auto")).autocast
+    assert auto == fast_bf16(torch.device("cpu"))

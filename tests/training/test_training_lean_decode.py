@@ -1,0 +1,101 @@
+"""The lean decode step: the same samples as the model's own forward (fp32, bit for bit), fresh
+weights after every update, and a clean fallback for architectures it does not cover."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from _training_helpers import PROMPTS, random_policy
+from transformers import LlamaConfig, LlamaForCausalLM
+
+from swarmrl.config import GenerationConfig, GRPOConfig
+from swarmrl.training.generation import FastBackend, resolve_decode
+from swarmrl.training.learner import Group, Learner
+from swarmrl.training.policy import Policy
+from swarmrl.training.tiny import build_tiny_tokenizer
+
+
+def eos_prone_policy(seed: int = 0) -> Policy:
+    """A random tiny-0.5m whose EOS logit is raised (no warm start needed): rows stop at
+    varied steps, so the loop's row dropping is exercised."""
+    pol = random_policy(seed)
+    model = pol.model
+    with torch.no_grad():
+        ids = torch.tensor([pol.encode(p) for p in PROMPTS[:1]])
+        h = model.get_decoder()(input_ids=ids).last_hidden_state.mean(dim=(0, 1))
+        # Tied embeddings: the EOS logit is h . E[eos]; point E[eos] along the typical h.
+        model.get_output_embeddings().weight[pol.eos_id] = 2.5 * h / h.norm() ** 2
+    return pol
+
+
+def samples(pol: Policy, decode: str, seed: int = 3, **kw) -> list[tuple]:
+    pol.seed(seed)
+    cfg = GenerationConfig(decode=decode, **{"max_new_tokens": 20, **kw})
+    out = pol.generate(PROMPTS, 6, cfg)
+    return [(s.completion_ids, s.truncated, s.logprobs) for g in out for s in g]
+
+
+@pytest.mark.parametrize("sampling", [
+    {}, {"temperature": 0.7, "top_p": 0.9}, {"temperature": 0}, {"temperature": 1.5},
+])
+def test_lean_equals_model_forward_bit_for_bit(sampling) -> None:
+    pol = eos_prone_policy()
+    lean = samples(pol, "lean", **sampling)
+    assert lean == samples(pol, "model", **sampling)  # tokens, stops and float log-probs
+    lengths = {len(ids) for ids, _, _ in lean}
+    if sampling.get("temperature") != 0:  # greedy rows of one prompt all stop together
+        assert any(not cut for _, cut, _ in lean) and any(cut for _, cut, _ in lean)
+        assert len(lengths) > 2
+
+
+def test_eos_is_kept_and_ends_the_row() -> None:
+    pol = eos_prone_policy()
+    for ids, cut, logps in samples(pol, "lean"):
+        assert len(logps) == len(ids)
+        if cut:
+            assert pol.eos_id not in ids and len(ids) == 20
+        else:
+            assert ids.index(pol.eos_id) == len(ids) - 1
+
+
+def test_lean_weights_follow_the_policy_version() -> None:
+    pol = eos_prone_policy()
+    samples(pol, "lean")  # builds the lean weights at version 0
+    learner = Learner(pol, GRPOConfig(learning_rate=5e-2, autocast="off"))
+    prompt = pol.encode(PROMPTS[0])
+    learner.train_step([Group(prompt, [[50, pol.eos_id], [51, 52]], [1.0, 0.0])])
+    assert pol.version == 1
+    assert samples(pol, "lean") == samples(pol, "model")
+
+
+def test_lean_weights_follow_in_place_loads() -> None:
+    pol = eos_prone_policy()
+    before = samples(pol, "lean")
+    other = eos_prone_policy(seed=1)
+    pol.model.load_state_dict(other.model.state_dict())  # same version, new weights
+    after = samples(pol, "lean")
+    assert after != before and after == samples(pol, "model")
+
+
+def test_bf16_copy_samples_close_to_the_policy() -> None:
+    pol = eos_prone_policy()
+    lean16 = samples(pol, "lean-bf16", temperature=0)
+    fp32 = samples(pol, "lean", temperature=0)
+    assert all(p.dtype == torch.float32 for p in pol.model.parameters())  # the policy is untouched
+    same = sum(a[0][:3] == b[0][:3] for a, b in zip(lean16, fp32, strict=True))
+    assert same >= len(fp32) // 2  # rounding may flip a near-tie, not most rows
+
+
+def test_auto_picks_lean_for_qwen2_and_the_model_forward_elsewhere() -> None:
+    pol = random_policy()
+    assert resolve_decode("auto", pol.model) == "lean"  # tiny-0.5m: below the bf16 size
+    tok = build_tiny_tokenizer()
+    llama = LlamaForCausalLM(LlamaConfig(vocab_size=258, hidden_size=64, intermediate_size=128,
+                                         num_hidden_layers=1, num_attention_heads=2,
+                                         eos_token_id=256, pad_token_id=257)).eval()
+    assert resolve_decode("auto", llama) == "model"
+    with pytest.raises(ValueError, match="Qwen2-only"):
+        resolve_decode("lean", llama)
+    out = FastBackend(llama, tok, torch.Generator().manual_seed(0)).generate(
+        PROMPTS[:2], 3, GenerationConfig(max_new_tokens=5))
+    assert all(len(s.completion_ids) == 5 for g in out for s in g)
