@@ -1,0 +1,177 @@
+"""GossipSub and Pubsub as swarmrl needs them: every drop counted, nothing echoed to ourselves.
+
+py-libp2p's stock classes drop messages in several places with at most a log line:
+
+* the per-peer, per-topic rate limit (``max_messages_per_topic_per_second``, default 10/s),
+  checked when a message is *forwarded*: past it the message is delivered locally but not
+  relayed, and the forwarder's score is penalised;
+* the subscription channel (32 messages) when the application does not drain it fast enough;
+* the outbound per-peer RPC queue (32 RPCs) and RPCs above the 1 MiB limit.
+
+The subclasses here keep the protocol logic and only hook those points: deliveries go straight
+into swarmrl's bounded :class:`~swarmrl.protocol.transport.Subscription` queues (drop-oldest,
+counted) instead of the 32-slot channel, the outbound queue bound is raised, and every drop
+increments a counter in the transport's ``stats``.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable
+from typing import Any
+
+from libp2p.peer.id import ID
+from libp2p.pubsub.gossipsub import PROTOCOL_ID, PROTOCOL_ID_V11, PROTOCOL_ID_V12, GossipSub
+from libp2p.pubsub.pb import rpc_pb2
+from libp2p.pubsub.pubsub import Pubsub
+
+# v1.2 adds IDONTWANT (fewer duplicate copies of big messages); 1.1/1.0 for older peers.
+# v1.3+ (extensions) is left out: younger code, and nothing here needs it.
+GOSSIP_PROTOCOLS = [PROTOCOL_ID_V12, PROTOCOL_ID_V11, PROTOCOL_ID]
+
+Deliver = Callable[[str, str, bytes], None]
+"""``deliver(topic, sender_peer_id, data)``: hand a validated message to the subscriptions."""
+
+
+class CountingGossipSub(GossipSub):
+    """GossipSub that counts what it refuses to forward and holds more outbound RPCs per peer."""
+
+    def __init__(
+        self,
+        stats: Counter[str],
+        *,
+        outbound_queue_size: int,
+        messages_per_topic_per_second: float,
+        heartbeat_interval: int = 1,
+    ) -> None:
+        super().__init__(
+            GOSSIP_PROTOCOLS,
+            degree=6,  # GossipSub's standard mesh degrees
+            degree_low=4,
+            degree_high=12,
+            heartbeat_interval=heartbeat_interval,
+            # Deliberate: the limit counts every message a neighbour *forwards* on a topic, i.e.
+            # the whole swarm's traffic on that link, not one peer's own publishing.
+            max_messages_per_topic_per_second=messages_per_topic_per_second,
+            max_pending_messages_per_peer=outbound_queue_size,
+        )
+        self._stats = stats
+        self._outbound_queue_size = outbound_queue_size
+
+    def _check_spam_protection(self, peer_id: ID, msg: rpc_pb2.Message) -> bool:
+        # Our own publishes are already paced by the transport; never rate-limit them here
+        # (stock py-libp2p would silently stop relaying our 11th message in a second).
+        if self.pubsub is not None and peer_id == self.pubsub.my_id:
+            return True
+        allowed = super()._check_spam_protection(peer_id, msg)
+        if not allowed:
+            self._stats["dropped_rate_limited"] += 1
+        return allowed
+
+    def send_rpc(self, peer_id: ID, rpc: rpc_pb2.RPC, priority: bool = False) -> None:
+        self._raise_queue_bound(peer_id)
+        super().send_rpc(peer_id, rpc, priority)
+
+    def _raise_queue_bound(self, peer_id: ID) -> None:
+        # Pubsub creates each peer's RpcQueue with the module default (32); a burst of rollout
+        # groups to a slow peer would overflow it. The bound lives on the inner PriorityQueue.
+        if self.pubsub is None:
+            return
+        queue = self.pubsub.peer_queues.get(peer_id)
+        inner: Any = getattr(queue, "_queue", None)
+        if inner is not None and getattr(inner, "max_size", 0) < self._outbound_queue_size:
+            inner.max_size = self._outbound_queue_size
+
+    def _handle_dropped_rpc(self, peer_id: ID, rpc: rpc_pb2.RPC, reason: str) -> None:
+        if rpc.publish:  # control messages are retried by gossipsub itself; data is lost
+            self._stats[f"dropped_outbound_{reason}"] += len(rpc.publish)
+        super()._handle_dropped_rpc(peer_id, rpc, reason)
+
+
+class DeliveringPubsub(Pubsub):
+    """Pubsub that hands messages to swarmrl's subscriptions instead of a 32-slot channel.
+
+    ``notify_subscriptions`` runs synchronously inside ``push_msg`` after validation, so the
+    message goes into our bounded queues (drop-oldest, counted) with no task in between that
+    could fall behind. Our own publishes come back through here too: they are counted and
+    dropped (the Transport contract: publish never delivers to self).
+    """
+
+    def __init__(self, host: Any, router: GossipSub, stats: Counter[str], deliver: Deliver):
+        install_record_caches()
+        super().__init__(host, router)
+        self._stats = stats
+        self._deliver = deliver
+        self._my_id_bytes = host.get_id().to_bytes()
+
+    def notify_subscriptions(self, publish_message: rpc_pb2.Message) -> None:
+        if publish_message.from_id == self._my_id_bytes:
+            self._stats["dropped_own"] += 1
+            return
+        sender = ID(publish_message.from_id).to_base58()
+        data = bytes(publish_message.data)
+        self._stats["received"] += 1
+        for topic in publish_message.topicIDs:
+            if topic in self.topic_ids:
+                self._deliver(topic, sender, data)
+
+
+# --- signed peer records: same behaviour, without redoing identical work per RPC --------------
+#
+# py-libp2p attaches the host's signed peer record to *every* pubsub RPC (each publish, each
+# IDONTWANT), rebuilding it from host.get_addrs() each time, and every receiver verifies its
+# ed25519 signature and rewrites its peerstore entry each time. With rollout-sized messages
+# that was ~20 % of a node's CPU in benchmarks/gossip.py. The wrappers below keep the wire
+# bytes and the checks, but reuse a record for a few seconds on the sending side and skip
+# re-verifying a byte-identical record from the same peer (re-verified once a minute, so its
+# peerstore TTL is still refreshed). Installed once per process; idempotent.
+
+_RECORD_REUSE_S = 5.0
+_RECORD_RECHECK_S = 60.0
+_RECORD_CACHE_MAX = 4096
+_installed = False
+
+
+def install_record_caches() -> None:
+    global _installed
+    if _installed:
+        return
+    import time
+    import weakref
+
+    import libp2p.pubsub.gossipsub as gossipsub_module
+    import libp2p.pubsub.pubsub as pubsub_module
+
+    build = gossipsub_module.env_to_send_in_RPC
+    consume = pubsub_module.maybe_consume_signed_record
+    sent: weakref.WeakKeyDictionary[Any, tuple[float, tuple[bytes, bool]]] = (
+        weakref.WeakKeyDictionary()
+    )
+    seen: dict[tuple[bytes, bytes], float] = {}
+
+    def cached_build(host: Any) -> tuple[bytes, bool]:
+        now = time.monotonic()
+        hit = sent.get(host)
+        if hit is not None and now - hit[0] < _RECORD_REUSE_S:
+            return hit[1]
+        value = build(host)
+        sent[host] = (now, value)
+        return value
+
+    def cached_consume(msg: Any, host: Any, peer_id: ID) -> bool:
+        if not msg.HasField("senderRecord"):
+            return True
+        key = (peer_id.to_bytes(), msg.senderRecord)
+        now = time.monotonic()
+        if now - seen.get(key, -_RECORD_RECHECK_S) < _RECORD_RECHECK_S:
+            return True
+        ok = consume(msg, host, peer_id)
+        if ok:
+            if len(seen) >= _RECORD_CACHE_MAX:
+                seen.clear()
+            seen[key] = now
+        return ok
+
+    gossipsub_module.env_to_send_in_RPC = cached_build  # type: ignore[attr-defined]
+    pubsub_module.maybe_consume_signed_record = cached_consume  # type: ignore[attr-defined]
+    _installed = True
