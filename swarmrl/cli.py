@@ -1,4 +1,4 @@
-"""The one `swarmrl` command: keys, models, training alone, simulations (and later: node, inspect).
+"""The one `swarmrl` command: keys, models, training alone, simulations, node daemon, genesis.
 
 Heavy imports (torch, transformers) happen inside commands so `swarmrl --help` stays instant.
 Every user error is one line on stderr and a non-zero exit code, never a traceback.
@@ -36,6 +36,16 @@ config_app = typer.Typer(
     help="Node configuration: effective values and field docs.", no_args_is_help=True
 )
 app.add_typer(config_app, name="config")
+node_app = typer.Typer(
+    help="Run a node on the real network: init a config, run until stopped.",
+    no_args_is_help=True,
+)
+app.add_typer(node_app, name="node")
+genesis_app = typer.Typer(
+    help="Swarm genesis files: what every member agrees on, named by its hash.",
+    no_args_is_help=True,
+)
+app.add_typer(genesis_app, name="genesis")
 
 console = Console(stderr=True)
 
@@ -204,6 +214,13 @@ def sim(
     steps: Annotated[
         int | None, typer.Option(help="Override the scenario's steps per node.")
     ] = None,
+    transport: Annotated[
+        str | None,
+        typer.Option(
+            help="Override network.transport: 'memory' (virtual clock, repeatable) or "
+            "'libp2p' (real hosts on 127.0.0.1, wall clock)."
+        ),
+    ] = None,
     verbose: Annotated[bool, typer.Option("-v", help="Debug logs.")] = False,
 ) -> None:
     """Run a simulated swarm and write metrics, summary.json, plots and report.md."""
@@ -219,6 +236,10 @@ def sim(
         sc = load_scenario(scenario, data)
         if steps is not None:
             sc.steps = steps
+        if transport is not None:
+            if transport not in ("memory", "libp2p"):
+                raise ConfigError(f"--transport: {transport!r} is not 'memory' or 'libp2p'")
+            sc.network.transport = transport  # type: ignore[assignment]
     except ConfigError as e:
         fail(str(e))
     t0 = time.time()
@@ -246,6 +267,152 @@ def sim_experiment(
         fail(f"unknown experiment {name!r}; known: {', '.join(sorted(EXPERIMENTS))}")
     table = EXPERIMENTS[name](out=out, seeds=seeds, steps=steps, scenario=scenario, console=console)
     typer.echo(table)
+
+
+# --- node ----------------------------------------------------------------------------------
+@node_app.command("init")
+def node_init(
+    out: Annotated[Path, typer.Option("--out", help="Node directory to create.")] = Path("node"),
+    swarm: Annotated[
+        Path | None, typer.Option("--swarm", help="Genesis file of the swarm to join.")
+    ] = None,
+    name: Annotated[str, typer.Option(help="Human-readable node name.")] = "node",
+    force: Annotated[bool, typer.Option(help="Overwrite an existing node.toml.")] = False,
+) -> None:
+    """Write a documented node.toml (and a key, mode 0600, if none) into --out."""
+    from swarmrl.config import ConfigError
+    from swarmrl.node.daemon import node_toml
+    from swarmrl.node.genesis import load_genesis
+    from swarmrl.protocol import Identity, IdentityError
+
+    config = out / "node.toml"
+    if config.exists() and not force:
+        fail(f"{config} exists (pass --force to overwrite it)")
+    try:
+        genesis = load_genesis(swarm) if swarm else None
+    except ConfigError as e:
+        fail(str(e))
+    out.mkdir(parents=True, exist_ok=True)
+    genesis_ref = str(swarm.resolve()) if swarm else ""
+    config.write_text(node_toml(name=name, genesis=genesis_ref, genesis_obj=genesis))
+    key = out / "node.key"
+    try:
+        ident = Identity.load(key) if key.exists() else Identity.generate()
+        if not key.exists():
+            ident.save(key)
+    except (IdentityError, OSError) as e:
+        fail(str(e))
+    typer.echo(f"config:  {config}\nkey:     {key}\npeer id: {ident.peer_id}")
+    typer.echo(f"run it:  swarmrl node run --config {config}")
+
+
+@node_app.command("run")
+def node_run(
+    config: Annotated[Path | None, typer.Option(help="Node config TOML (node init).")] = None,
+    swarm: Annotated[
+        Path | None, typer.Option("--swarm", help="Genesis file of the swarm to join.")
+    ] = None,
+    bootstrap: Annotated[
+        list[str] | None,
+        typer.Option("--bootstrap", help="Multiaddr .../p2p/<peer-id> to dial (repeatable)."),
+    ] = None,
+    role: Annotated[
+        str | None, typer.Option(help="'bootstrap': a light node without a model; or 'solver'.")
+    ] = None,
+    listen: Annotated[
+        list[str] | None, typer.Option("--listen", help="Multiaddr to listen on (repeatable).")
+    ] = None,
+    out: Annotated[
+        Path | None, typer.Option("--out", help="Run directory (default: the config's).")
+    ] = None,
+    steps: Annotated[int | None, typer.Option(help="Total steps (0 = until stopped).")] = None,
+    verbose: Annotated[bool, typer.Option("-v", help="Debug logs, libp2p's included.")] = False,
+) -> None:
+    """Run one node until SIGINT/SIGTERM (or --steps); it checkpoints and exits cleanly."""
+    from swarmrl.config import ConfigError
+    from swarmrl.node.daemon import resolve_setup, run_daemon
+
+    if role is not None and role not in ("bootstrap", "solver"):
+        fail(f"--role: {role!r} is not a role (use 'bootstrap' or 'solver')")
+    try:
+        setup = resolve_setup(
+            config, swarm=swarm, bootstrap=bootstrap, listen=listen, role=role, out=out,
+            steps=steps,
+        )
+        code = run_daemon(setup, verbose=verbose)
+    except ConfigError as e:
+        fail(str(e))
+    except KeyboardInterrupt:  # before the node loop took over the signals (model loading)
+        fail("interrupted", 130)
+    raise typer.Exit(code)
+
+
+# --- genesis -------------------------------------------------------------------------------
+@genesis_app.command("new")
+def genesis_new(
+    out: Annotated[Path, typer.Option("--out", help="Genesis file to write.")],
+    swarm_id: Annotated[str, typer.Option("--swarm-id", help="The swarm's name.")],
+    family: Annotated[
+        list[str] | None,
+        typer.Option("--family", help="NAME or NAME=WEIGHT (repeatable; default: arith)."),
+    ] = None,
+    description: Annotated[str, typer.Option(help="What this swarm trains.")] = "",
+    defaults: Annotated[
+        Path | None,
+        typer.Option(help="A (partial) node config TOML whose values become the swarm defaults."),
+    ] = None,
+    force: Annotated[bool, typer.Option(help="Overwrite an existing file.")] = False,
+) -> None:
+    """Write a genesis file (versions read from this machine) and print its hash."""
+    from swarmrl.config import ConfigError, load_toml
+    from swarmrl.node.genesis import genesis_toml, new_genesis
+
+    if out.exists() and not force:
+        fail(f"{out} exists (pass --force to overwrite it)")
+    try:
+        families = _parse_families(family or ["arith"])
+        base = load_toml(defaults) if defaults else None
+        g = new_genesis(swarm_id, families, description, base)
+    except ConfigError as e:
+        fail(str(e))
+    out.write_text(genesis_toml(g))
+    typer.echo(g.hash)
+
+
+def _parse_families(items: list[str]) -> dict[str, float]:
+    from swarmrl.config import ConfigError
+
+    families = {}
+    for item in items:
+        name, _, weight = item.partition("=")
+        try:
+            families[name.strip()] = float(weight) if weight else 1.0
+        except ValueError:
+            raise ConfigError(f"--family {item!r}: weight is not a number") from None
+    return families
+
+
+@genesis_app.command("show")
+def genesis_show(path: Annotated[Path, typer.Argument(help="A genesis file.")]) -> None:
+    """Print a genesis file's hash and what it defines."""
+    from swarmrl.config import ConfigError
+    from swarmrl.node.genesis import load_genesis
+
+    try:
+        g = load_genesis(path)
+    except ConfigError as e:
+        fail(str(e))
+    typer.echo(f"hash:     {g.hash}")
+    typer.echo(f"swarm id: {g.swarm_id}")
+    typer.echo(f"protocol: {g.protocol_version}")
+    if g.description:
+        typer.echo(f"about:    {g.description}")
+    for name, f in g.families.items():
+        typer.echo(
+            f"family:   {name} weight {f.weight:g}, version {f.version}, verifier {f.verifier}"
+        )
+    if g.defaults:
+        typer.echo(f"defaults: {g.defaults}")
 
 
 def main() -> None:  # pragma: no cover - console entry
