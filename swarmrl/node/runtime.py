@@ -58,3 +58,26 @@ class SimRuntime:
         result = fn()
         await trio.sleep(max(1, work_tokens(result)) * self.seconds_per_token / self.speed)
         return result
+
+
+class PacedRuntime:
+    """Real-network simulations: wall clock, model work in a thread, paced by the cost model.
+
+    Each unit of work takes at least its modelled time (``SimRuntime``'s model, on the wall
+    clock), so speed factors still order nodes when many share one machine; work that is
+    really slower than its model simply takes longer.
+    """
+
+    def __init__(self, seconds_per_token: float = 1e-3, speed: float = 1.0) -> None:
+        self.seconds_per_token = seconds_per_token
+        self.speed = speed
+
+    def now(self) -> float:
+        return time.time()
+
+    async def run(self, fn: Callable[[], T], work_tokens: Callable[[T], int]) -> T:
+        start = trio.current_time()
+        result = await trio.to_thread.run_sync(fn)
+        modelled = max(1, work_tokens(result)) * self.seconds_per_token / self.speed
+        await trio.sleep_until(start + modelled)
+        return result

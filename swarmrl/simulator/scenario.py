@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import copy
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
@@ -45,6 +45,12 @@ class NodeSpec(_Section):
 
 
 class NetworkSpec(_Section):
+    transport: Literal["memory", "libp2p"] = Field(
+        default="memory",
+        description="'memory': the in-memory network on a virtual clock (seeded, repeatable, "
+        "latency/loss/partitions modelled). 'libp2p': real libp2p hosts on 127.0.0.1 and the "
+        "wall clock (the real network path; link conditions are whatever loopback gives).",
+    )
     latency_ms: float = Field(default=50.0, ge=0.0, description="One-way latency of every link.")
     jitter_ms: float = Field(default=10.0, ge=0.0, description="Uniform jitter added to latency.")
     loss: float = Field(default=0.0, ge=0.0, le=1.0, description="Probability a message is lost.")
