@@ -15,7 +15,6 @@ from swarmrl.node.runtime import SIM_EPOCH
 from swarmrl.protocol import Identity, RolloutGroup, SamplerInfo, TaskSpec
 from swarmrl.simulator.stub import StubBrain
 from swarmrl.tasks import Problem, materialize
-from swarmrl.training.brain import Completion, RolloutRequest
 
 NOW = SIM_EPOCH + 100.0
 
@@ -137,24 +136,3 @@ def run_virtual(fn: Callable[[], Awaitable[Any]]) -> Any:
     return trio.run(fn, clock=trio.testing.MockClock(autojump_threshold=0))
 
 
-def oracle_lm_brain(cfg: NodeConfig):
-    """A fresh tiny LM whose first completion per group is the right answer.
-
-    A random tiny model never answers right, so without this every group has zero advantage
-    and nothing would train or cross the swarm. The injected completion is tokenized with the
-    policy's own tokenizer, so the learner trains on it like any sampled completion.
-    """
-    from swarmrl.training.lm_brain import LMBrain
-
-    class OracleLMBrain(LMBrain):
-        def rollout(self, requests: list[RolloutRequest], group_size: int):
-            out = super().rollout(requests, group_size)
-            for req, comps in zip(requests, out, strict=True):
-                text = f"{req.answer}</answer>"
-                if not req.prompt.endswith("<answer>"):
-                    text = "<answer>" + text
-                ids = self.policy.retokenize(text)
-                comps[0] = Completion(text, False, ids, len(ids))
-            return out
-
-    return OracleLMBrain.from_config(cfg, progress=False)

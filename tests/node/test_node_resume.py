@@ -12,10 +12,10 @@ from _node_helpers import (
     ident,
     lm_config,
     node_config,
-    oracle_lm_brain,
     run_virtual,
     stub_node,
 )
+from _oracle import oracle_lm_brain
 
 from swarmrl.node.loop import Node
 from swarmrl.node.metrics import read_metrics

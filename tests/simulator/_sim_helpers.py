@@ -5,12 +5,14 @@ from __future__ import annotations
 import copy
 from typing import Any
 
+from _oracle import oracle_lm_brain
+
 from swarmrl.config import NodeConfig
 from swarmrl.simulator import Scenario, load_scenario
 from swarmrl.simulator.report import node_rows
 from swarmrl.simulator.runner import SimResult, make_brain
 from swarmrl.simulator.scenario import NodeSpec
-from swarmrl.training.brain import Brain, Completion, RolloutRequest
+from swarmrl.training.brain import Brain
 
 DEFAULTS: dict[str, Any] = {
     "tasks": {"families": {"arith": 1.0}, "pool_size": 8},
@@ -40,20 +42,7 @@ def oracle_brain(spec: NodeSpec, cfg: NodeConfig) -> Brain:
     the right answer (a random tiny model never answers right, so nothing would have signal)."""
     if spec.brain != "lm":
         return make_brain(spec, cfg)
-    from swarmrl.training.lm_brain import LMBrain
-
-    class OracleLMBrain(LMBrain):
-        def rollout(self, requests: list[RolloutRequest], group_size: int):
-            out = super().rollout(requests, group_size)
-            for req, comps in zip(requests, out, strict=True):
-                text = f"{req.answer}</answer>"
-                if not req.prompt.endswith("<answer>"):
-                    text = "<answer>" + text
-                ids = self.policy.retokenize(text)
-                comps[0] = Completion(text, False, ids, len(ids))
-            return out
-
-    return OracleLMBrain.from_config(cfg, progress=False)
+    return oracle_lm_brain(cfg)
 
 
 VOLATILE = {"train_seconds"}  # wall-clock figures; everything else is virtual time
