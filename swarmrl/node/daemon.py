@@ -28,7 +28,7 @@ from typing import Any
 import trio
 
 from swarmrl.config import ConfigError, NodeConfig, load_toml, parse_config
-from swarmrl.node.genesis import Genesis, load_genesis, private_handshake
+from swarmrl.node.genesis import Genesis, explain_mismatch, load_genesis, private_handshake
 from swarmrl.node.loop import Node, StepResult
 from swarmrl.node.runtime import RealRuntime
 from swarmrl.protocol import DEFAULT_MAX_SIZE, Identity, ProtocolError, decode
@@ -283,7 +283,8 @@ async def _main(setup: DaemonSetup, ident: Identity, brain: Brain) -> str | None
     cfg = setup.cfg
     validator = make_validator(min(DEFAULT_MAX_SIZE, cfg.network.max_message_bytes))
     async with Libp2pTransport.open(
-        ident, cfg.network, swarm_id=cfg.swarm_id, handshake=setup.handshake(), validator=validator
+        ident, cfg.network, swarm_id=cfg.swarm_id, handshake=setup.handshake(),
+        validator=validator, explain_mismatch=explain_mismatch,
     ) as transport:
         if not transport.listen_addrs():
             return (
@@ -380,7 +381,6 @@ class Watcher:
         self.bootstraps = {a.rsplit("/p2p/", 1)[-1] for a in setup.cfg.network.bootstrap}
         self.connected: set[str] = set()
         self.joined: set[str] = set()
-        self.refused: set[str] = set()
         self.alone_since: float | None = None
         self.card_due: float | None = None
 
@@ -394,8 +394,7 @@ class Watcher:
 
     def poll(self) -> None:
         self._connections()
-        self._cards()
-        self._refusals()
+        self._cards()  # refusals: the transport logs them itself, worded by explain_mismatch
 
     def _connections(self) -> None:
         now = set(self.node.transport.peers())
@@ -430,22 +429,6 @@ class Watcher:
                 else f"model {card.model_id or '?'}, roles {','.join(card.roles)}"
             )
             log.info("peer %s joined (%s)", info.peer_id, what)
-
-    def _refusals(self) -> None:
-        refused = getattr(self.node.transport, "refused", {})
-        for pid, reason in list(refused.items()):
-            if pid not in self.refused:
-                self.refused.add(pid)
-                log.warning("refused peer %s: %s", pid, self._explain(reason))
-
-    def _explain(self, reason: str) -> str:
-        """The transport's reason, with what *we* are on, so the user sees both sides."""
-        g = self.setup.genesis
-        ours = f"genesis {g.short_hash}, protocol {g.protocol_version}" if g else "no genesis"
-        if "genesis" in reason or "protocol" in reason:
-            swarm = self.setup.cfg.swarm_id
-            return f"other genesis or protocol version (ours: {ours}, swarm {swarm!r})"
-        return reason
 
     async def _maybe_announce(self) -> None:
         if self.card_due is not None and time.monotonic() >= self.card_due:

@@ -137,6 +137,7 @@ class Libp2pTransport(Transport):
         swarm_id: str,
         handshake: bytes,
         validator: Validator | None,
+        explain_mismatch: Callable[[bytes, bytes], str] | None = None,
     ) -> None:
         self.stats: Counter[str] = Counter()
         self.refused: dict[str, str] = {}
@@ -146,7 +147,7 @@ class Libp2pTransport(Transport):
         self._host = host
         self._swarm_id = swarm_id
         self._prefix = f"/swarmrl/{swarm_id}/"
-        self._hello = Hello(swarm_id, handshake)
+        self._hello = Hello(swarm_id, handshake, explain_mismatch)
         self._validator = validator
         self._max_bytes = net.max_message_bytes
         self._closed = False
@@ -188,15 +189,21 @@ class Libp2pTransport(Transport):
         swarm_id: str,
         handshake: bytes = b"",
         validator: Callable[[str, bytes], bool] | None = None,
+        explain_mismatch: Callable[[bytes, bytes], str] | None = None,
     ) -> AsyncIterator[Libp2pTransport]:
-        """Start a host listening on ``net.listen``, join the swarm, and close it all on exit."""
+        """Start a host listening on ``net.listen``, join the swarm, and close it all on exit.
+
+        ``explain_mismatch(ours, theirs)`` words a refused peer's handshake for the log."""
         listen = [multiaddr.Multiaddr(a) for a in net.listen]
         host = new_host(
             key_pair=identity.to_libp2p_keypair(),
             listen_addrs=listen,
             announce_addrs=[multiaddr.Multiaddr(a) for a in net.announce] or None,
         )
-        self = cls(identity, net, host, swarm_id=swarm_id, handshake=handshake, validator=validator)
+        self = cls(
+            identity, net, host, swarm_id=swarm_id, handshake=handshake, validator=validator,
+            explain_mismatch=explain_mismatch,
+        )
         body_ok = False
         try:
             async with AsyncExitStack() as stack:

@@ -6,6 +6,7 @@ size limit so a peer cannot make us buffer more than one message's worth.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import msgpack
@@ -33,6 +34,8 @@ class Hello:
 
     swarm_id: str
     handshake: bytes
+    explain: Callable[[bytes, bytes], str] | None = None
+    """``explain(ours, theirs)``: what differs, in words (the daemon knows genesis files)."""
 
     def encode(self) -> bytes:
         return msgpack.packb([_HELLO_TAG, _HELLO_VERSION, self.swarm_id, self.handshake])
@@ -61,6 +64,8 @@ class Hello:
                 "refused"
             )
         if remote.handshake != self.handshake:
+            if self.explain is not None:
+                return f"refused peer {peer}: {self.explain(self.handshake, remote.handshake)}"
             return f"peer {peer} is on another swarm genesis / protocol version: refused"
         return None
 
