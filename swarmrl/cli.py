@@ -72,6 +72,8 @@ def keys_new(
     """Create a new ed25519 identity and print its peer id."""
     from swarmrl.protocol import Identity, IdentityError
 
+    if out.exists() and not force:
+        fail(f"{out} exists (pass --force to overwrite it)")
     ident = Identity.generate()
     try:
         ident.save(out, overwrite=force)

@@ -131,6 +131,7 @@ def test_keys_new_then_show_print_the_same_peer_id(tmp_path: Path) -> None:
     assert shown.stdout.strip() == peer_id
     again = runner.invoke(app, ["keys", "new", "--out", str(key)])
     assert again.exit_code != 0 and len(error_lines(again)) == 1
+    assert "--force" in error_lines(again)[0]  # the flag a CLI user can pass
     assert runner.invoke(app, ["keys", "show", str(key)]).stdout.strip() == peer_id  # untouched
 
 
