@@ -58,7 +58,7 @@ from swarmrl.protocol.libp2p_wire import (
     request_protocol,
     write_frame,
 )
-from swarmrl.protocol.transport import Handler, Subscription, Transport
+from swarmrl.protocol.transport import Handler, Subscription, Transport, check_payload
 
 if sys.version_info < (3, 11):  # pragma: no cover - trio depends on the backport there
     from exceptiongroup import BaseExceptionGroup
@@ -483,11 +483,7 @@ class Libp2pTransport(Transport):
             raise ValueError(f"topic {topic!r} is outside this swarm's namespace {self._prefix}")
 
     def _check_size(self, data: bytes) -> None:
-        if not isinstance(data, (bytes, bytearray)):
-            raise TypeError(f"transport payloads are bytes, got {type(data).__name__}")
-        if len(data) > self._max_bytes:
-            self.stats["dropped_oversize"] += 1
-            raise TransportError(f"message too large: {len(data)} > {self._max_bytes}")
+        check_payload(data, self._max_bytes, self.stats)
 
     async def publish(self, topic: str, data: bytes) -> None:
         """Queue ``data`` for ``topic``; a per-topic task sends at ``publish_per_second``.

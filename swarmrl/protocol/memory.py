@@ -41,6 +41,7 @@ from swarmrl.protocol.transport import (
     Handler,
     Subscription,
     Transport,
+    check_payload,
 )
 
 if sys.version_info < (3, 11):  # pragma: no cover - trio depends on the backport there
@@ -283,10 +284,7 @@ class MemoryNetwork:
         return order
 
     def _check_size(self, data: bytes) -> None:
-        if not isinstance(data, (bytes, bytearray)):
-            raise TypeError(f"transport payloads are bytes, got {type(data).__name__}")
-        if len(data) > self.max_message_size:
-            raise TransportError(f"message too large: {len(data)} > {self.max_message_size}")
+        check_payload(data, self.max_message_size)
 
     # --- sending ----------------------------------------------------------------------------
 

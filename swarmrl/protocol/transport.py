@@ -24,13 +24,24 @@ from types import TracebackType
 
 import trio
 
-from swarmrl.protocol.errors import TransportClosed
+from swarmrl.protocol.errors import TransportClosed, TransportError
 
 Handler = Callable[[str, bytes], Awaitable[bytes]]
 """A request handler: ``async def handler(sender_peer_id, request_bytes) -> reply_bytes``."""
 
 DEFAULT_QUEUE_SIZE = 1024
 DEFAULT_MAX_MESSAGE_SIZE = 1024 * 1024  # gossipsub's default RPC limit; transports refuse more
+
+
+def check_payload(data: bytes, max_size: int, stats: Counter[str] | None = None) -> None:
+    """What every transport checks before sending: bytes, and no more than ``max_size`` of
+    them (counted as ``dropped_oversize`` in ``stats`` when given)."""
+    if not isinstance(data, (bytes, bytearray)):
+        raise TypeError(f"transport payloads are bytes, got {type(data).__name__}")
+    if len(data) > max_size:
+        if stats is not None:
+            stats["dropped_oversize"] += 1
+        raise TransportError(f"message too large: {len(data)} > {max_size}")
 
 
 class Subscription:
