@@ -68,12 +68,14 @@ def write_step_dir(
         writer(tmp)
         write_manifest(tmp)
         fsync_tree(tmp)
+        trash = None
         if final.exists():  # the same step saved twice: swap the old one out first
-            trash = root / f".tmp-{os.getpid()}-old-{final.name}"
+            trash = root / f"{_OLD_PREFIX.format(pid=os.getpid())}{final.name}"
             os.rename(final, trash)
-            shutil.rmtree(trash)
         os.rename(tmp, final)
         _fsync_path(root)
+        if trash is not None:  # only once the new copy is in place: a kill before keeps it
+            shutil.rmtree(trash)
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
@@ -82,14 +84,39 @@ def write_step_dir(
     return final
 
 
+_OLD_PREFIX = ".tmp-{pid}-old-"
+"""A step directory swapped out while the same step is re-saved. A writer killed between its
+two renames leaves only this copy: it still counts, and the next writer puts it back."""
+
+
+def _writer_pid(p: Path) -> int | None:
+    try:
+        return int(p.name.split("-")[1])
+    except (IndexError, ValueError):
+        return None
+
+
+def _orphans(root: Path) -> dict[str, Path]:
+    """Swapped-out step directories of dead writers whose step directory is missing."""
+    found = {}
+    for p in root.glob(".tmp-*-old-" + PREFIX + "*"):
+        pid = _writer_pid(p)
+        name = p.name.split("-old-", 1)[1]
+        dead = pid is not None and pid != os.getpid() and not _pid_alive(pid)
+        if dead and not (root / name).exists():
+            found[name] = p
+    return found
+
+
 def remove_stale_tmp(root: Path) -> None:
-    """Delete temporary directories left by writers that died (their pid is gone)."""
+    """Tidy what writers that died (their pid is gone) left: restore a swapped-out checkpoint
+    that was never replaced, delete everything else."""
+    for name, p in _orphans(root).items():
+        if verify_checkpoint(p):
+            os.rename(p, root / name)
     for p in root.glob(".tmp-*"):
-        try:
-            pid = int(p.name.split("-")[1])
-        except (IndexError, ValueError):
-            continue
-        if pid != os.getpid() and not _pid_alive(pid):
+        pid = _writer_pid(p)
+        if pid is not None and pid != os.getpid() and not _pid_alive(pid):
             shutil.rmtree(p, ignore_errors=True)
 
 
@@ -104,14 +131,16 @@ def _pid_alive(pid: int) -> bool:
 
 
 def list_checkpoints(root: str | Path) -> list[Path]:
-    """Checkpoint directories under ``root`` (complete or not), oldest step first."""
+    """Checkpoint directories under ``root`` (complete or not), oldest step first; a swapped-out
+    copy left by a killed re-save stands in for its missing step directory."""
     root = Path(root)
     if not root.is_dir():
         return []
     found = []
-    for p in root.iterdir():
-        if p.is_dir() and p.name.startswith(PREFIX) and p.name[len(PREFIX) :].isdigit():
-            found.append((int(p.name[len(PREFIX) :]), p))
+    named = [(p.name, p) for p in root.iterdir()] + list(_orphans(root).items())
+    for name, p in named:
+        if p.is_dir() and name.startswith(PREFIX) and name[len(PREFIX) :].isdigit():
+            found.append((int(name[len(PREFIX) :]), p))
     return [p for _, p in sorted(found)]
 
 
