@@ -315,6 +315,59 @@ class NetworkConfig(_Section):
         return self
 
 
+class GuardConfig(_Section):
+    """What a node checks on everything that enters from the swarm (node/guard.py)."""
+
+    enabled: bool = Field(
+        default=True,
+        description="Run the guard's checks (rate, regeneration, claims, reputation). Decoding, "
+        "signatures, the replay window and the pool's own bounds apply regardless; false is "
+        "for experiments that measure what the guard is worth.",
+    )
+    messages_per_peer_per_s: float = Field(
+        default=50.0,
+        ge=0.0,
+        description="Sustained messages per second accepted from one peer (0 = unlimited); "
+        "more is dropped as 'rate_limited' before it is decoded.",
+    )
+    burst: float = Field(
+        default=200.0, ge=1.0, description="Messages one peer may send at once above its rate."
+    )
+    bytes_per_message: int = Field(
+        default=65_536,
+        ge=1024,
+        description="Byte allowance per message of the rate: a peer may send "
+        "messages_per_peer_per_s x this many bytes per second (burst x this at once).",
+    )
+    check_claims: bool = Field(
+        default=True,
+        description="Re-score a group's completions on arrival and drop it ('claim_mismatch') "
+        "when a claimed reward differs from ours by more than claim_tolerance.",
+    )
+    claim_tolerance: float = Field(
+        default=0.5,
+        ge=0.0,
+        le=1.0,
+        description="Largest honest difference between a peer's claimed reward and ours "
+        "(peers may weigh the format reward differently; correctness must agree).",
+    )
+    reputation_half_life_s: float = Field(
+        default=600.0, gt=0.0, description="Half-life of a peer's record of failed checks."
+    )
+    ignore_below: float = Field(
+        default=0.25,
+        ge=0.0,
+        le=1.0,
+        description="Ignore every message of a peer whose reputation (1 / (1 + decayed failed "
+        "checks)) falls below this, until it decays back (0 = never ignore).",
+    )
+    downweight: bool = Field(
+        default=True,
+        description="Weight a peer's groups by its reputation when the J external groups are "
+        "chosen.",
+    )
+
+
 class NodeConfig(_Section):
     """One node: alone (`swarmrl train`), in a simulation, or as a daemon in a swarm."""
 
@@ -354,6 +407,9 @@ class NodeConfig(_Section):
     )
     network: NetworkConfig = Field(
         default_factory=NetworkConfig, description="The real network (daemon and libp2p sims)."
+    )
+    guard: GuardConfig = Field(
+        default_factory=GuardConfig, description="Checks on everything from the swarm."
     )
 
 

@@ -1,9 +1,11 @@
 """Everything that enters from the swarm passes here first.
 
 Bad bytes are dropped, counted by reason, logged at debug, and never raised: a peer's claims
-are hints, never facts. Checks, in order: decode (size, schema, signature), own messages,
-kind vs topic, replay window and clock skew, then the kind-specific admission (the swarm pool
-deduplicates, bounds each peer's share and refuses stale groups).
+are hints, never facts. Checks, in order: an ignored peer (bad reputation) and the per-peer
+rate (before any decoding), decode (size, schema, signature), own messages, replay window and
+clock skew, then per kind: rollout groups must regenerate and their claimed rewards must match
+ours (``guard.py``) before the swarm pool deduplicates, bounds each peer's share and refuses
+stale groups; peer cards must be the sender's own. Failed checks cost the peer reputation.
 """
 
 from __future__ import annotations
@@ -29,6 +31,11 @@ class Admission:
         """Admit one message; returns None if accepted, else the reason it was dropped."""
         node = self.node
         now = node.runtime.now()
+        guard = node.guard
+        if guard.ignored(via, now):
+            return self._drop(via, "ignored_peer", "")
+        if not guard.allow(via, len(data), now):
+            return self._drop(via, "rate_limited", "")
         try:
             env = decode(data)
         except ProtocolError as e:
@@ -42,7 +49,9 @@ class Admission:
         peer = node.peers.touch(env.sender, now)
         msg = env.payload
         if isinstance(msg, RolloutGroup):
-            reason = node.pool.add(msg, env.sender, node.step)
+            reason = guard.check_group(msg, node.rescorer) or node.pool.add(
+                msg, env.sender, node.step
+            )
             if reason is not None:
                 return self._drop(env.sender, reason, "")
         elif isinstance(msg, PeerCard):
@@ -61,9 +70,11 @@ class Admission:
         return None
 
     def _drop(self, peer_id: str, reason: str, detail: str, count_peer: bool = True) -> str:
-        self.node.metrics.count(f"dropped:{reason}")
+        node = self.node
+        node.metrics.count(f"dropped:{reason}")
         if count_peer:
-            info = self.node.peers.get(peer_id)
+            node.guard.penalize(peer_id, reason, node.runtime.now())
+            info = node.peers.get(peer_id)
             if info is not None:
                 info.dropped[reason] += 1
         log.debug("dropped message from %s: %s %s", peer_id[:16], reason, detail[:200])

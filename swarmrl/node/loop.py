@@ -19,6 +19,7 @@ import trio
 from swarmrl import __version__
 from swarmrl.config import NodeConfig
 from swarmrl.node.admission import Admission
+from swarmrl.node.guard import Guard
 from swarmrl.node.metrics import Metrics
 from swarmrl.node.peers import PeerTable
 from swarmrl.node.runtime import Runtime
@@ -75,6 +76,7 @@ class Node:
         self.skills = SkillTracker()
         self.peers = PeerTable()
         self.metrics = Metrics(out_dir / "metrics.jsonl" if out_dir else None)
+        self.guard = Guard(cfg.guard)
         self.admission = Admission(self)
         self.rng = random.Random(cfg.seed * 7919 + 17)
         self.step = 0
@@ -110,7 +112,9 @@ class Node:
         local = await self._rollout_local()
         await self._publish_groups(local)
         self.pool.expire(self.step)
-        chosen = select_external(self.pool, self.rescorer, self.skills, self.cfg.sapo, self.rng)
+        chosen = select_external(
+            self.pool, self.rescorer, self.skills, self.cfg.sapo, self.rng, self._peer_weight
+        )
         external = [self.rescorer.rescore(e) for e in chosen]
         stats = await self.runtime.run(
             lambda: self.brain.train(local + external), lambda s: s.tokens
@@ -150,6 +154,9 @@ class Node:
                 )
             )
         return groups
+
+    def _peer_weight(self, sender: str) -> float:
+        return self.guard.weight(sender, self.runtime.now())
 
     # --- gossip --------------------------------------------------------------------------
     async def _publish_groups(self, groups: list[ScoredGroup]) -> None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import random
 from collections import OrderedDict, defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from swarmrl.config import SAPOConfig
@@ -204,12 +205,14 @@ def select_external(
     skills: SkillTracker,
     cfg: SAPOConfig,
     rng: random.Random,
+    peer_weight: Callable[[str], float] | None = None,
 ) -> list[PoolEntry]:
     """Pick J external groups from the pool by the configured rule.
 
     'uniform' is the paper: drop zero-advantage groups (if configured), sample uniformly.
     'learnable' (ours): weight each group by its local reward variance times how weak this node
     is on its family, so the node spends its J slots on what it can learn and cannot yet do.
+    ``peer_weight(sender)`` (the guard's reputation) scales either rule's weights.
     """
     if cfg.external == 0 or not pool.entries:
         return []
@@ -220,13 +223,19 @@ def select_external(
         candidates = [e for e in candidates if rescorer.rescore(e).has_signal]
     if len(candidates) <= cfg.external:
         return candidates
-    if cfg.sampling == "uniform":
+    trust = [peer_weight(e.sender) if peer_weight else 1.0 for e in candidates]
+    if cfg.sampling == "uniform" and all(t == 1.0 for t in trust):
         return rng.sample(candidates, cfg.external)
-    weights = [
-        (_group_variance(rescorer.rescore(e)) + 1e-3) * (skills.weakness(e.scored.family) + 0.05)
-        for e in candidates
-    ]
-    return _weighted_sample(candidates, weights, cfg.external, rng)
+    if cfg.sampling == "uniform":
+        weights = trust
+    else:
+        weights = [
+            (_group_variance(rescorer.rescore(e)) + 1e-3)
+            * (skills.weakness(e.scored.family) + 0.05)
+            * t
+            for e, t in zip(candidates, trust, strict=True)
+        ]
+    return _weighted_sample(candidates, [max(w, 1e-9) for w in weights], cfg.external, rng)
 
 
 def _weighted_sample(

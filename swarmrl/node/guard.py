@@ -1,0 +1,167 @@
+"""The guard: per-peer limits, task regeneration, claim checks and reputation.
+
+Admission (``admission.py``) runs every message from the swarm through here. What the guard
+adds to decoding and the replay window:
+
+- **rate**: a token bucket per peer, in messages and in bytes, checked before any decoding, so
+  a flood costs us a dictionary lookup per message;
+- **regeneration**: a rollout group's task must regenerate on this node (known family and
+  version, valid params). A forged answer key cannot survive this, and a task we cannot
+  regenerate never reaches training (where it used to be an exception in the loop);
+- **free-form tasks** carry their creator's reference answer, a claim: they are refused unless
+  this node has verified the task itself (``verified_tasks``, filled by self-play);
+- **claims**: the rewards a peer claims are re-checked with our own verifier; a peer that claims
+  success on wrong answers (or failure on right ones) is caught;
+- **reputation**: every failed check adds to a peer's bad score, which decays with a half-life.
+  Reputation = 1 / (1 + bad): it down-weights the peer's groups when J are chosen, and below
+  ``ignore_below`` the peer is ignored outright until its score decays back.
+
+Every decision is counted by reason (``dropped:<reason>``), per peer in the peer table, and
+logged at debug. Nothing here raises on bad input.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+from swarmrl.config import GuardConfig
+from swarmrl.protocol.messages import FreeFormTask, RolloutGroup, task_key
+from swarmrl.tasks.problem import TaskError
+from swarmrl.training.sapo import Rescorer
+
+PENALTIES: dict[str, float] = {
+    "malformed": 0.5,
+    "replay": 0.5,
+    "bad_task": 1.0,
+    "bad_claims": 1.0,
+    "claim_mismatch": 1.0,
+    "unverified_task": 0.25,
+    "card_not_own": 1.0,
+    "unexpected_kind": 0.5,
+    "rate_limited": 0.05,
+}
+"""Bad score added per failed check. Reasons not listed (duplicates, staleness, pool share)
+happen to honest peers too and cost nothing."""
+
+
+@dataclass
+class _Bucket:
+    tokens: float
+    bytes: float
+    at: float
+
+
+@dataclass
+class PeerStanding:
+    bad: float = 0.0
+    at: float = 0.0
+    failures: dict[str, int] = field(default_factory=dict)
+
+
+class Guard:
+    """Per-peer state of the checks above; one per node."""
+
+    def __init__(self, cfg: GuardConfig, max_peers: int = 4096) -> None:
+        self.cfg = cfg
+        self.max_peers = max_peers
+        self._buckets: dict[str, _Bucket] = {}
+        self._standing: dict[str, PeerStanding] = {}
+        self.verified_tasks: set[str] = set()
+        """Task keys of free-form tasks this node has verified itself (self-play adds them)."""
+
+    # --- rate -----------------------------------------------------------------------------
+    def allow(self, peer: str, size: int, now: float) -> bool:
+        """Take one message of ``size`` bytes from the peer's bucket; False = over its rate."""
+        cfg = self.cfg
+        if not cfg.enabled or cfg.messages_per_peer_per_s == 0:
+            return True
+        b = self._buckets.get(peer)
+        if b is None:
+            b = self._buckets[peer] = _Bucket(cfg.burst, cfg.burst * cfg.bytes_per_message, now)
+            self._bound(self._buckets)
+        dt = max(0.0, now - b.at)
+        b.at = now
+        b.tokens = min(cfg.burst, b.tokens + dt * cfg.messages_per_peer_per_s)
+        byte_cap = cfg.burst * cfg.bytes_per_message
+        b.bytes = min(byte_cap, b.bytes + dt * cfg.messages_per_peer_per_s * cfg.bytes_per_message)
+        if b.tokens < 1.0 or b.bytes < size:
+            return False
+        b.tokens -= 1.0
+        b.bytes -= size
+        return True
+
+    # --- checks of rollout groups ---------------------------------------------------------
+    def check_group(self, group: RolloutGroup, rescorer: Rescorer) -> str | None:
+        """None if the group may enter the pool, else the reason it may not.
+
+        Regeneration runs even with the guard off: a task this node cannot reproduce cannot be
+        scored or trained on, so it must never reach the pool."""
+        try:
+            problem = rescorer.problem(group)  # regenerates a spec; a forged key cannot survive
+        except (TaskError, ValueError, TypeError, KeyError, OverflowError):
+            return "bad_task"
+        if not self.cfg.enabled:
+            return None
+        if isinstance(group.task, FreeFormTask) and task_key(group.task) not in self.verified_tasks:
+            return "unverified_task"
+        claims = group.claimed_rewards
+        if claims is None or not self.cfg.check_claims:
+            return None
+        if len(claims) != len(group.completions):
+            return "bad_claims"
+        tol = self.cfg.claim_tolerance
+        for claimed, text in zip(claims, group.completions, strict=True):
+            if abs(claimed - rescorer.score_wire(problem, text)) > tol:
+                return "claim_mismatch"
+        return None
+
+    # --- reputation -----------------------------------------------------------------------
+    def penalize(self, peer: str, reason: str, now: float) -> None:
+        weight = PENALTIES.get(reason, 0.0)
+        if weight == 0.0 or not self.cfg.enabled:
+            return
+        s = self._standing_at(peer, now)
+        s.bad += weight
+        s.failures[reason] = s.failures.get(reason, 0) + 1
+
+    def reputation(self, peer: str, now: float) -> float:
+        """1 for a peer with a clean record, falling towards 0 as failed checks pile up."""
+        s = self._standing.get(peer)
+        if s is None:
+            return 1.0
+        return 1.0 / (1.0 + self._decayed(s, now))
+
+    def ignored(self, peer: str, now: float) -> bool:
+        return self.cfg.enabled and self.reputation(peer, now) < self.cfg.ignore_below
+
+    def weight(self, peer: str, now: float) -> float:
+        """How much this peer's groups count when J are chosen (1 when down-weighting is off)."""
+        return self.reputation(peer, now) if self.cfg.enabled and self.cfg.downweight else 1.0
+
+    def standing(self, peer: str, now: float) -> dict[str, object]:
+        """What inspect shows: reputation, whether ignored, failed checks by reason."""
+        s = self._standing.get(peer)
+        return {
+            "reputation": round(self.reputation(peer, now), 4),
+            "ignored": self.ignored(peer, now),
+            "failed_checks": dict(s.failures) if s else {},
+        }
+
+    def _decayed(self, s: PeerStanding, now: float) -> float:
+        dt = max(0.0, now - s.at)
+        return s.bad * math.pow(0.5, dt / self.cfg.reputation_half_life_s)
+
+    def _standing_at(self, peer: str, now: float) -> PeerStanding:
+        s = self._standing.get(peer)
+        if s is None:
+            s = self._standing[peer] = PeerStanding(at=now)
+            self._bound(self._standing)
+        s.bad = self._decayed(s, now)
+        s.at = now
+        return s
+
+    def _bound(self, table: dict) -> None:
+        # Peer ids are free to mint: never hold more than max_peers of them (oldest first out).
+        while len(table) > self.max_peers:
+            table.pop(next(iter(table)))
