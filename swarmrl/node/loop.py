@@ -120,6 +120,10 @@ class Node:
             lambda: self.brain.train(local + external), lambda s: s.tokens
         )
         self.pool.mark_used(chosen)
+        for e in chosen:
+            info = self.peers.get(e.sender)
+            if info is not None:
+                info.trained += 1
         self.step += 1
         result = StepResult(self.step, _mean_reward(local), stats, local, external)
         self._record(result, self.runtime.now() - t0)

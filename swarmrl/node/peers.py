@@ -15,6 +15,7 @@ class PeerInfo:
     first_seen: float = 0.0
     last_seen: float = 0.0
     admitted: int = 0
+    trained: int = 0  # of their groups, how many this node has trained on
     dropped: Counter[str] = field(default_factory=Counter)
 
 

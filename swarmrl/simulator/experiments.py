@@ -148,7 +148,13 @@ def plot_sapo(results: dict[str, list[dict[str, Any]]], path: Path) -> None:
     plt.close(fig)
 
 
-EXPERIMENTS: dict[str, Callable[..., str]] = {"sapo": run_sapo}
+def _run_guard(**kw: Any) -> str:
+    from swarmrl.simulator.exp_guard import run_guard
+
+    return run_guard(**kw)
+
+
+EXPERIMENTS: dict[str, Callable[..., str]] = {"sapo": run_sapo, "guard": _run_guard}
 
 
 def load_results(path: Path) -> dict[str, Any]:

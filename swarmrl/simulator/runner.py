@@ -27,6 +27,7 @@ from swarmrl.config import NodeConfig
 from swarmrl.node.loop import Node
 from swarmrl.node.runtime import PacedRuntime, SimRuntime
 from swarmrl.protocol import Identity, LinkSpec, MemoryNetwork
+from swarmrl.simulator.adversary import adversary_node
 from swarmrl.simulator.scenario import NodeSpec, Scenario
 from swarmrl.simulator.stub import StubBrain
 from swarmrl.training.brain import Brain
@@ -95,20 +96,28 @@ class Simulation:
 
     def build(self, net: MemoryNetwork | None) -> None:
         sc = self.scenario
-        for i, (spec, cfg) in enumerate(sc.node_configs()):
+        configs = sc.node_configs()
+        honest = [i for i, (spec, _) in enumerate(configs) if spec.adversary == "none"]
+        victim = _identity(sc.seed, honest[0]).peer_id if honest else None
+        for i, (spec, cfg) in enumerate(configs):
             ident = _identity(sc.seed, i)
             if net is not None:
                 runtime: SimRuntime | PacedRuntime = SimRuntime(sc.seconds_per_token, spec.speed)
             else:
                 runtime = PacedRuntime(sc.seconds_per_token, spec.speed)
             node_dir = self.out_dir / "nodes" / cfg.name if self.out_dir else None
-            node = Node(
+            extra = {}
+            node_cls: type[Node] = Node
+            if spec.adversary != "none":
+                node_cls, extra = adversary_node(spec.adversary), {"victim": victim}
+            node = node_cls(
                 cfg,
                 self.brain_factory(spec, cfg),
                 net.endpoint(ident.peer_id) if net is not None else None,  # type: ignore[arg-type]
                 ident,
                 runtime,
                 node_dir,
+                **extra,
             )
             self.nodes.append(SimNode(spec, cfg, node))
 

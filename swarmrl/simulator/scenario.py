@@ -37,6 +37,16 @@ class NodeSpec(_Section):
     stub_skills: dict[str, float] = Field(
         default_factory=dict, description="Stub only: initial skill (logit) per task family."
     )
+    adversary: Literal[
+        "none", "liar", "forger", "junk", "corrupt", "flood", "impersonator"
+    ] = Field(
+        default="none",
+        description="Make these nodes adversaries (simulator/adversary.py): they train like "
+        "the others but publish poison: 'liar' (wrong answers claimed right), 'forger' "
+        "(free-form tasks with forged answer keys), 'junk' (junk appended to right answers), "
+        "'corrupt' (garbage reasoning before right answers), 'flood' (8x their share plus "
+        "malformed, oversized and replayed bytes), 'impersonator' (signs as an honest peer).",
+    )
     config: dict[str, Any] = Field(
         default_factory=dict,
         description="NodeConfig overrides for these nodes (merged over [defaults]), "
