@@ -136,3 +136,27 @@ def test_minted_peer_ids_cannot_grow_the_guards_tables_without_bound() -> None:
         node.guard.allow(f"peer{i}", 100, NOW)
         node.guard.penalize(f"peer{i}", "malformed", NOW)
     assert len(node.guard._buckets) <= 100 and len(node.guard._standing) <= 100
+
+
+def test_a_flood_keeps_memory_bounded_and_honest_traffic_flowing() -> None:
+    """20,000 messages at 10,000/s from a flooder (new groups, replays, junk bytes) while an
+    honest peer sends one group per 100 ms: memory stays bounded, every honest group gets in."""
+    import tracemalloc
+
+    node = make_node()
+    flooder, honest = Wire(LIAR), Wire(PEER)
+    rng = random.Random(0)
+    flood = [flooder(group(i)) for i in range(500)] + [rng.randbytes(3000) for _ in range(200)]
+    tracemalloc.start()
+    base = tracemalloc.get_traced_memory()[0]
+    got = 0
+    for i in range(20_000):
+        node.runtime._now = NOW + i / 10_000
+        node.admission.admit(LIAR.peer_id, flood[i % len(flood)])
+        if i % 1000 == 0:
+            got += node.admission.admit(PEER.peer_id, honest(group(10_000 + i), ts=NOW)) is None
+    peak = tracemalloc.get_traced_memory()[1] - base
+    tracemalloc.stop()
+    assert got == 20
+    assert peak < 16 * 2**20, peak  # the pool, replay window and guard tables are bounded
+    assert node.guard.ignored(LIAR.peer_id, node.runtime.now())
