@@ -70,6 +70,8 @@ class ProposalQueue:
         for key, q in list(self.entries.items()):
             if step - q.received_step > self.ttl:
                 self._retire(key, "expired")
+            elif q.attempts >= self.max_attempts:  # used up, its last result never recorded
+                self._retire(key, "done")
         if n <= 0 or not self.entries:
             return []
         items = list(self.entries.values())

@@ -198,7 +198,10 @@ def plot_selfplay(results: dict[str, list[dict[str, Any]]], path: Path) -> None:
         for i, s in enumerate(series):
             ax1.plot([t for t, _ in s], [v for _, v in s], color=colors.get(arm), lw=1,
                      alpha=0.7, label=f"solver skill ({arm})" if i == 0 else None)
-    chosen = results.get("with creator", [{}])[0].get("chosen") or []
+    with_creator = results.get("with creator", [{}])[0]
+    end = max((t for s in with_creator.get("solver_reward", []) for t, _ in s), default=0.0)
+    # A creator outlives its solvers (it waits for them, then proposes to nobody): clip it.
+    chosen = [(t, d) for t, d in with_creator.get("chosen") or [] if t <= end]
     if chosen:
         ax1.plot([t for t, _ in chosen], smooth([d for _, d in chosen], 8), color="tab:red",
                  lw=2, label="creator's chosen difficulty (avg 8)")
