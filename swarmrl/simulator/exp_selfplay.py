@@ -192,12 +192,19 @@ def plot_selfplay(results: dict[str, list[dict[str, Any]]], path: Path) -> None:
 
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4.2))
     colors = {"solvers only": "tab:gray", "with creator": "tab:blue"}
+    first = next(iter(results.values()))[0]
+    stub = all(first["skill"])  # LM solvers have no skill logit: show their reward instead
+    ax_s = ax1 if stub else ax1.twinx()
     for arm, rs in results.items():
         r = rs[0]
-        series = r["skill"] if all(r["skill"]) else r["solver_reward"]
-        for i, s in enumerate(series):
-            ax1.plot([t for t, _ in s], [v for _, v in s], color=colors.get(arm), lw=1,
-                     alpha=0.7, label=f"solver skill ({arm})" if i == 0 else None)
+        for i, s in enumerate(r["skill"] if stub else r["solver_reward"]):
+            values = [v for _, v in s] if stub else smooth([v for _, v in s], 10)
+            what = "skill" if stub else "train reward, avg 10"
+            ax_s.plot([t for t, _ in s], values, color=colors.get(arm), lw=1, alpha=0.7,
+                      label=f"solver {what} ({arm})" if i == 0 else None)
+    if not stub:
+        ax_s.set_ylabel("solver reward")
+        ax_s.legend(fontsize=8, loc="lower right")
     with_creator = results.get("with creator", [{}])[0]
     end = max((t for s in with_creator.get("solver_reward", []) for t, _ in s), default=0.0)
     # A creator outlives its solvers (it waits for them, then proposes to nobody): clip it.
@@ -205,7 +212,8 @@ def plot_selfplay(results: dict[str, list[dict[str, Any]]], path: Path) -> None:
     if chosen:
         ax1.plot([t for t, _ in chosen], smooth([d for _, d in chosen], 8), color="tab:red",
                  lw=2, label="creator's chosen difficulty (avg 8)")
-    ax1.set(xlabel="virtual seconds", ylabel="logit units", title="Creator difficulty vs skill")
+    ax1.set(xlabel="virtual seconds", ylabel="difficulty (stub logit units)",
+            title="Creator's chosen difficulty vs solvers")
     levels = list(next(iter(results.values()))[0]["heldout"])
     width = 0.8 / max(1, len(results))
     for k, (arm, rs) in enumerate(results.items()):
