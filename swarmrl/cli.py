@@ -256,7 +256,7 @@ def sim(
 
 @sim_app.command("experiment")
 def sim_experiment(
-    name: Annotated[str, typer.Argument(help="Experiment: 'sapo'.")],
+    name: Annotated[str, typer.Argument(help="Experiment: 'sapo' or 'selfplay'.")],
     out: Annotated[Path, typer.Option("--out", help="Output directory.")] = Path("runs/experiment"),
     seeds: Annotated[int, typer.Option(help="Seeds per configuration.")] = 3,
     steps: Annotated[int | None, typer.Option(help="Steps per node.")] = None,

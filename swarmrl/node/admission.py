@@ -14,7 +14,7 @@ import logging
 from typing import TYPE_CHECKING
 
 from swarmrl.protocol import ProtocolError, ReplayGuard, decode
-from swarmrl.protocol.messages import PROTOCOL_VERSION, PeerCard, RolloutGroup
+from swarmrl.protocol.messages import PROTOCOL_VERSION, PeerCard, RolloutGroup, TaskProposal
 
 if TYPE_CHECKING:
     from swarmrl.node.loop import Node
@@ -49,9 +49,11 @@ class Admission:
         peer = node.peers.touch(env.sender, now)
         msg = env.payload
         if isinstance(msg, RolloutGroup):
-            reason = guard.check_group(msg, node.rescorer) or node.pool.add(
-                msg, env.sender, node.step
-            )
+            reason = guard.check_group(msg, node.rescorer)
+            if reason in (None, "unverified_task"):
+                # A creator learns p from ordinary traffic (its own free-form tasks included).
+                node.selfplay.observe_rollouts(msg)
+            reason = reason or node.pool.add(msg, env.sender, node.step)
             if reason is not None:
                 return self._drop(env.sender, reason, "")
         elif isinstance(msg, PeerCard):
@@ -63,6 +65,10 @@ class Admission:
                 return self._drop(env.sender, "protocol_version", str(msg.protocol_version))
             peer.card = msg
             node.transport.learn_peer(env.sender, list(msg.listen_addrs))
+        elif isinstance(msg, TaskProposal):
+            reason = node.selfplay.admit_proposal(msg, env.sender, node.step)
+            if reason is not None:
+                return self._drop(env.sender, reason, "")
         else:
             return self._drop(env.sender, "unexpected_kind", env.kind)
         peer.admitted += 1

@@ -23,6 +23,7 @@ logged at debug. Nothing here raises on bad input.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from swarmrl.config import GuardConfig
@@ -68,7 +69,9 @@ class Guard:
         self._buckets: dict[str, _Bucket] = {}
         self._standing: dict[str, PeerStanding] = {}
         self.verified_tasks: set[str] = set()
-        """Task keys of free-form tasks this node has verified itself (self-play adds them)."""
+        """Task keys of free-form tasks verified by hand (tests, operators)."""
+        self.is_verified: Callable[[str], bool] = lambda key: False
+        """This node's own verification of free-form tasks (self-play's solvers' majority)."""
 
     # --- rate -----------------------------------------------------------------------------
     def allow(self, peer: str, size: int, now: float) -> bool:
@@ -103,7 +106,7 @@ class Guard:
             return "bad_task"
         if not self.cfg.enabled:
             return None
-        if isinstance(group.task, FreeFormTask) and task_key(group.task) not in self.verified_tasks:
+        if isinstance(group.task, FreeFormTask) and not self._verified(task_key(group.task)):
             return "unverified_task"
         claims = group.claimed_rewards
         if claims is None or not self.cfg.check_claims:
@@ -115,6 +118,9 @@ class Guard:
             if abs(claimed - rescorer.score_wire(problem, text)) > tol:
                 return "claim_mismatch"
         return None
+
+    def _verified(self, key: str) -> bool:
+        return key in self.verified_tasks or self.is_verified(key)
 
     # --- reputation -----------------------------------------------------------------------
     def penalize(self, peer: str, reason: str, now: float) -> None:

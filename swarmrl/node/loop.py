@@ -31,6 +31,7 @@ from swarmrl.protocol.messages import (
     SamplerInfo,
     task_key,
 )
+from swarmrl.selfplay.agent import SelfPlay
 from swarmrl.tasks import TaskSampler, format_prompt, materialize, verify
 from swarmrl.training.brain import Brain, RolloutRequest, ScoredGroup, TrainStats
 from swarmrl.training.checkpoint_files import latest_checkpoint, tuplify
@@ -87,6 +88,9 @@ class Node:
         self.started_at = runtime.now()
         self.recent: list[StepResult] = []
         self.topics = {n: topic(cfg.swarm_id, n) for n in ("rollouts", "tasks", "peers")}
+        self.selfplay = SelfPlay(self)  # creator / solver roles (swarmrl/selfplay/agent.py)
+        # Free-form tasks from peers enter the pool once our own solvers verified them.
+        self.guard.is_verified = self.selfplay.freeform.is_verified
 
     @property
     def peer_id(self) -> str:
@@ -99,6 +103,8 @@ class Node:
         async with trio.open_nursery() as nursery:
             nursery.start_soon(self._receive, self.topics["rollouts"])
             nursery.start_soon(self._receive, self.topics["peers"])
+            if self.selfplay.solving:  # only solvers take proposals
+                nursery.start_soon(self._receive, self.topics["tasks"])
             nursery.start_soon(self._announce_loop)
             while target == 0 or self.step < target:
                 if self.paused:
@@ -109,15 +115,18 @@ class Node:
 
     async def train_one_step(self) -> StepResult:
         t0 = self.runtime.now()
+        await self.selfplay.propose()
         local = await self._rollout_local()
         await self._publish_groups(local)
         self.pool.expire(self.step)
         chosen = select_external(
             self.pool, self.rescorer, self.skills, self.cfg.sapo, self.rng, self._peer_weight
         )
+        chosen = [e for e in chosen if self.selfplay.trainable_task(e.group.task)]
         external = [self.rescorer.rescore(e) for e in chosen]
+        batch = self.selfplay.trainable(local) + external + self.selfplay.creator_groups()
         stats = await self.runtime.run(
-            lambda: self.brain.train(local + external), lambda s: s.tokens
+            lambda: self.brain.train(batch), lambda s: s.tokens
         )
         self.pool.mark_used(chosen)
         for e in chosen:
@@ -134,7 +143,7 @@ class Node:
     async def _rollout_local(self) -> list[ScoredGroup]:
         if self.cfg.sapo.local == 0:
             return []
-        specs = self.sampler.sample(self.cfg.sapo.local)
+        specs = self.selfplay.tasks_for_step(self.sampler, self.cfg.sapo.local)
         problems = [materialize(s) for s in specs]
         style = self.cfg.tasks.prompt_style
         requests = [
@@ -157,6 +166,7 @@ class Node:
                     req.prompt, comps, rewards, True, req.task_key, prob.family, prob.answer, spec
                 )
             )
+        self.selfplay.observe_local(groups)
         return groups
 
     def _peer_weight(self, sender: str) -> float:
@@ -237,6 +247,7 @@ class Node:
             "peers": len(self.peers),
         }
         row.update({k: v for k, v in r.stats.extra.items() if k not in row})
+        row.update(self.selfplay.metrics())
         self.metrics.log_step(row)
         self.recent = (self.recent + [r])[-32:]
 
@@ -251,6 +262,7 @@ class Node:
             "step": self.step,
             "sampler": self.sampler.state_dict(),
             "rng": self.rng.getstate(),
+            "selfplay": self.selfplay.state_dict(),
         }
         return self.brain.save(root, self.step, extra, self.cfg.checkpoint.keep)
 
@@ -264,6 +276,7 @@ class Node:
         self.step = int(extra["step"])
         self.sampler.load_state_dict(extra["sampler"])
         self.rng.setstate(tuplify(extra["rng"]))
+        self.selfplay.load_state_dict(extra.get("selfplay", {}))
         log.info("resumed %s from %s at step %d", self.cfg.name, path, self.step)
         return True
 
