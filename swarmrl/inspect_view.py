@@ -83,12 +83,14 @@ def status_view(s: dict[str, Any]) -> RenderableType:
     grid.add_row("state", f"[bold]{n['state']}[/]  step {n['step']}{target}, policy "
                  f"v{s['policy_version']}, up {duration(s['uptime_seconds'])}")
     grid.add_row("swarm", f"{s['swarm_id']}  roles {','.join(n['roles'])}  model {n['model']}")
-    grid.add_row("reward", trend(s.get("reward_recent"), s.get("reward_before")))
-    grid.add_row("", f"[green]{sparkline(s['rewards'])}[/]" if s["rewards"] else "")
-    if last:
-        grid.add_row("last step", _last_step(last))
-    grid.add_row("pace", f"{s['steps_per_second']:.2f} steps/s, "
-                 f"{s['tokens_per_second']:.0f} tokens/s trained")
+    if n["state"] != "relaying":  # a bootstrap node has no model: no reward, no pace
+        grid.add_row("reward", trend(s.get("reward_recent"), s.get("reward_before")))
+        if s["rewards"]:
+            grid.add_row("", f"[green]{sparkline(s['rewards'])}[/]")
+        if last:
+            grid.add_row("last step", _last_step(last))
+        grid.add_row("pace", f"{s['steps_per_second']:.2f} steps/s, "
+                     f"{s['tokens_per_second']:.0f} tokens/s trained")
     grid.add_row("peers", f"{n['peers']} heard from, {s['peers_connected']} connected now")
     c = s["counters"]
     grid.add_row("admitted", counts(by_prefix(c, "admitted")))
@@ -132,7 +134,7 @@ def peers_view(p: dict[str, Any]) -> RenderableType:
     for peer in p["peers"]:
         t.add_row(
             short_id(peer["peer_id"], peer["name"]),
-            peer["model"] or "[dim](no card yet)[/]",
+            peer["model"] or f"[dim]({'no model' if peer['has_card'] else 'no card yet'})[/]",
             ",".join(peer["roles"]),
             str(peer["policy_version"]) if peer["has_card"] else "",
             ago(peer["last_seen_seconds_ago"]),
