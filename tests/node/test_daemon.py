@@ -391,9 +391,11 @@ def test_inspect_a_running_daemon(swarm: Swarm) -> None:
     status = inspect(a, "status")
     assert status["node"]["peer_id"] == a.peer_id and status["node"]["state"] == "training"
     assert status["last_step"]["step"] >= 1 and status["extra"]["genesis"]
-    peers = {p["peer_id"]: p for p in inspect(a, "peers")["peers"]}
+    listed = inspect(a, "peers")
+    assert {b.peer_id, boot.peer_id} <= set(listed["connected"])
+    peers = {p["peer_id"]: p for p in listed["peers"]}  # those heard from (b trains with a)
     assert peers[b.peer_id]["model"] == "tiny-0.5m" and peers[b.peer_id]["connected"]
-    assert peers[b.peer_id]["admitted"] > 0 and peers[boot.peer_id]["roles"] == ["bootstrap"]
+    assert peers[b.peer_id]["admitted"] > 0 and peers[b.peer_id]["roles"] == ["solver"]
     assert inspect(boot, "status")["node"]["state"] == "relaying"
     assert inspect(a, "pause")["paused"]
     wait_for(lambda: inspect(a, "status")["node"]["state"] == "paused", 10, "pause", a)
