@@ -46,6 +46,9 @@ genesis_app = typer.Typer(
     no_args_is_help=True,
 )
 app.add_typer(genesis_app, name="genesis")
+from swarmrl.inspect_cli import inspect_app  # noqa: E402 - light: typer and rich only
+
+app.add_typer(inspect_app, name="inspect")
 
 console = Console(stderr=True)
 
@@ -224,6 +227,17 @@ def sim(
         ),
     ] = None,
     verbose: Annotated[bool, typer.Option("-v", help="Debug logs.")] = False,
+    control: Annotated[
+        str | None,
+        typer.Option(help="Serve the control API for all nodes on HOST:PORT (`swarmrl inspect "
+                     "--dir OUT --peer NAME`); overrides the scenario's control.listen."),
+    ] = None,
+    metrics: Annotated[
+        str | None, typer.Option(help="Serve Prometheus /metrics for all nodes on HOST:PORT.")
+    ] = None,
+    serve_after: Annotated[
+        bool, typer.Option("--serve-after", help="Keep serving after the run until Ctrl-C.")
+    ] = False,
 ) -> None:
     """Run a simulated swarm and write metrics, summary.json, plots and report.md."""
     if ctx.invoked_subcommand is not None:
@@ -242,16 +256,68 @@ def sim(
             if transport not in ("memory", "libp2p"):
                 raise ConfigError(f"--transport: {transport!r} is not 'memory' or 'libp2p'")
             sc.network.transport = transport  # type: ignore[assignment]
+        ctl = _sim_control(sc, control, metrics)
     except ConfigError as e:
         fail(str(e))
+    served: list[Any] = []  # the control handle, once serving
+    base = scenario.parent if scenario else None
     t0 = time.time()
-    summary = run_with_progress(sc, out, console)
-    sw = summary["swarm"]
-    typer.echo(
-        f"swarm reward {sw['reward_first']:.3f} -> {sw['reward_last']:.3f} over "
-        f"{sc.steps} steps x {sw['nodes']} nodes in {time.time() - t0:.0f} s"
-    )
-    typer.echo(f"report: {out / 'report.md'}")
+    try:
+        summary = run_with_progress(
+            sc, out, console, serve=_sim_server(ctl, out, base, served) if ctl else None
+        )
+        sw = summary["swarm"]
+        typer.echo(
+            f"swarm reward {sw['reward_first']:.3f} -> {sw['reward_last']:.3f} over "
+            f"{sc.steps} steps x {sw['nodes']} nodes in {time.time() - t0:.0f} s"
+        )
+        typer.echo(f"report: {out / 'report.md'}")
+        if served and serve_after:
+            _serve_until_interrupted(served[0])
+    except ConfigError as e:
+        fail(str(e))
+    finally:
+        for handle in served:
+            handle.stop(0.5)
+
+
+def _sim_control(sc: Any, listen: str | None, metrics: str | None) -> Any:
+    """The scenario's [control] with the command line's addresses; None if nothing to serve."""
+    from swarmrl.config import ControlConfig, parse_config
+
+    data = sc.control.model_dump()
+    if listen is not None:
+        data["listen"] = listen
+    if metrics is not None:
+        data["metrics_listen"] = metrics
+    cfg = parse_config(ControlConfig, data)  # ConfigError: one line, reported by the caller
+    return cfg if cfg.listen or cfg.metrics_listen else None
+
+
+def _sim_server(cfg: Any, out: Path, base: Path | None, served: list[Any]) -> Any:
+    def serve(sim: Any) -> None:
+        from swarmrl.node.control import write_control_addr
+        from swarmrl.simulator.serve import serve_simulation
+
+        handle = serve_simulation(sim, cfg, base)
+        served.append(handle)
+        if handle.addr:
+            write_control_addr(out, handle.addr)
+            console.print(f"control API on {handle.addr}: swarmrl inspect nodes --dir {out}")
+        if handle.metrics_addr:
+            console.print(f"Prometheus metrics on http://{handle.metrics_addr}/metrics")
+
+    return serve
+
+
+def _serve_until_interrupted(handle: Any) -> None:
+    where = " and ".join(a for a in (handle.addr, handle.metrics_addr) if a)
+    console.print(f"run finished; still serving on {where} (Ctrl-C to stop)")
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        console.print("stopped serving")
 
 
 @sim_app.command("experiment")

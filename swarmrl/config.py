@@ -495,6 +495,68 @@ class SelfPlayConfig(_Section):
     )
 
 
+LOOPBACK_HOSTS = ("127.0.0.1", "::1", "[::1]", "localhost")
+
+
+def split_host_port(addr: str) -> tuple[str, int]:
+    """'HOST:PORT' (IPv6 as '[::1]:PORT') -> (host, port); ValueError if it is not one."""
+    host, sep, port = addr.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise ValueError(f"{addr!r} is not HOST:PORT (e.g. 127.0.0.1:7850)")
+    return host, int(port)
+
+
+class ControlConfig(_Section):
+    """The control and inspection API (`swarmrl inspect`) and the Prometheus endpoint.
+
+    Loopback needs no token. Binding the control API anywhere else requires a token, which
+    clients present as gRPC metadata (`authorization: Bearer <token>`); the traffic itself is
+    not encrypted, so reach a remote node through an SSH tunnel or a TLS proxy.
+    """
+
+    listen: str = Field(
+        default="127.0.0.1:0",
+        description="HOST:PORT of the gRPC control API (port 0 = any free port; the bound "
+        "address is written to <run dir>/control.addr and status.json); empty = no control API. "
+        "Simulations serve it only with `swarmrl sim --control HOST:PORT` (or this field set in "
+        "the scenario's [control]).",
+    )
+    token: str = Field(
+        default="",
+        description="Secret clients must present (`swarmrl inspect --token`, env SWARMRL_TOKEN); "
+        "required when `listen` is not a loopback address.",
+    )
+    token_file: str = Field(
+        default="",
+        description="Read the token from this file instead (first line; relative paths are "
+        "relative to the config file).",
+    )
+    metrics_listen: str = Field(
+        default="",
+        description="HOST:PORT of a Prometheus /metrics endpoint (e.g. 127.0.0.1:9464; the same "
+        "figures as metrics.jsonl); empty = off. It has no token: it shows figures, no text.",
+    )
+
+    @model_validator(mode="after")
+    def _check(self) -> ControlConfig:
+        for name in ("listen", "metrics_listen"):
+            value = getattr(self, name)
+            if value:
+                split_host_port(value)
+        if self.listen and not self.has_token:
+            host, _ = split_host_port(self.listen)
+            if host not in LOOPBACK_HOSTS:
+                raise ValueError(
+                    f"listen: {self.listen} is not a loopback address; set control.token or "
+                    "control.token_file so only you can control the node"
+                )
+        return self
+
+    @property
+    def has_token(self) -> bool:
+        return bool(self.token or self.token_file)
+
+
 class NodeConfig(_Section):
     """One node: alone (`swarmrl train`), in a simulation, or as a daemon in a swarm."""
 
@@ -540,6 +602,10 @@ class NodeConfig(_Section):
     )
     selfplay: SelfPlayConfig = Field(
         default_factory=SelfPlayConfig, description="Asymmetric self-play (creator / solver)."
+    )
+    control: ControlConfig = Field(
+        default_factory=ControlConfig,
+        description="The control/inspection API (`swarmrl inspect`) and Prometheus metrics.",
     )
 
 

@@ -106,6 +106,8 @@ def resolve_setup(
     else:
         cfg = parse_config(NodeConfig, data)
     key_file = base / cfg.network.key_file
+    if cfg.control.token_file:  # relative to the config file, like the key
+        cfg.control.token_file = str(base / Path(cfg.control.token_file).expanduser())
     return DaemonSetup(cfg, genesis, key_file, out or base)
 
 
@@ -300,6 +302,7 @@ async def _main(setup: DaemonSetup, ident: Identity, brain: Brain) -> str | None
                 log.info("no checkpoint in %s: starting at step 0", node.checkpoint_root())
         watcher = Watcher(node, setup)
         async with trio.open_nursery() as nursery:
+            await nursery.start(_serve_control, node, setup, watcher)
             nursery.start_soon(_stop_on_signal, node, nursery)
             nursery.start_soon(watcher.run)
             if setup.is_bootstrap:
@@ -346,6 +349,38 @@ async def _drain(node: Node, topic: str) -> None:
         node.metrics.count("relayed:rollouts")
 
 
+async def _serve_control(
+    node: DaemonNode, setup: DaemonSetup, watcher: Watcher, task_status: Any
+) -> None:
+    """Serve the control API (and /metrics) until the node stops; its address goes into
+    control.addr and status.json, where `swarmrl inspect --dir RUN_DIR` looks."""
+    from swarmrl.node.control import start_control, write_control_addr
+    from swarmrl.node.inspection import Served, ServedNode
+
+    def extra() -> dict[str, str]:
+        facts = {"addrs": " ".join(node.transport.listen_addrs()), "run dir": str(setup.out)}
+        if setup.genesis is not None:
+            facts["genesis"] = setup.genesis.hash
+        return facts
+
+    served = ServedNode(
+        node, state=(lambda: "relaying") if setup.is_bootstrap else None, extra=extra,
+        connected=lambda: sorted(watcher.connected), trains=not setup.is_bootstrap,
+    )
+    handle = start_control(Served("daemon", lambda: [served]), setup.cfg.control)
+    if handle.addr:
+        write_control_addr(setup.out, handle.addr)
+        log.info("control API on %s (swarmrl inspect status --dir %s)", handle.addr, setup.out)
+    if handle.metrics_addr:
+        log.info("Prometheus metrics on http://%s/metrics", handle.metrics_addr)
+    watcher.control = {"addr": handle.addr, "metrics": handle.metrics_addr}
+    task_status.started()
+    try:
+        await trio.sleep_forever()
+    finally:
+        handle.stop(0.5)  # cancels followed metrics streams, so the process can exit
+
+
 async def _stop_on_signal(node: DaemonNode, nursery: trio.Nursery) -> None:
     with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
         async for signum in signals:
@@ -383,6 +418,7 @@ class Watcher:
         self.joined: set[str] = set()
         self.alone_since: float | None = None
         self.card_due: float | None = None
+        self.control: dict[str, str] = {}  # the control API's addresses (set once it serves)
 
     async def run(self) -> None:
         self.write_status("running")
@@ -452,6 +488,7 @@ class Watcher:
             "known_peers": sorted(i.peer_id for i in node.peers if i.card is not None),
             "refused": dict(getattr(node.transport, "refused", {})),
             "stats": dict(getattr(node.transport, "stats", {})),
+            "control": self.control,
             "updated": time.time(),
         }
         _atomic_write(self.setup.out / STATUS_FILE, json.dumps(status, indent=2) + "\n")

@@ -20,6 +20,7 @@ from swarmrl import __version__
 from swarmrl.config import NodeConfig
 from swarmrl.node.admission import Admission
 from swarmrl.node.guard import Guard
+from swarmrl.node.inbox import ControlInbox
 from swarmrl.node.metrics import Metrics
 from swarmrl.node.peers import PeerTable
 from swarmrl.node.runtime import Runtime
@@ -51,6 +52,7 @@ class StepResult:
     stats: TrainStats
     local_groups: list[ScoredGroup]
     external_groups: list[ScoredGroup] = field(default_factory=list)
+    external_senders: list[str] = field(default_factory=list)  # peer id of each external group
 
 
 class Node:
@@ -85,6 +87,7 @@ class Node:
         # peers' replay windows never mistake a resumed node for a replayer.
         self.seq = SeqCounter(int(runtime.now() * 1_000_000))
         self.paused = False
+        self.control = ControlInbox()  # a user's pause and submitted tasks (control API threads)
         self.started_at = runtime.now()
         self.recent: list[StepResult] = []
         self.topics = {n: topic(cfg.swarm_id, n) for n in ("rollouts", "tasks", "peers")}
@@ -107,7 +110,7 @@ class Node:
                 nursery.start_soon(self._receive, self.topics["tasks"])
             nursery.start_soon(self._announce_loop)
             while target == 0 or self.step < target:
-                if self.paused:
+                if self.paused or self.control.paused:
                     await trio.sleep(0.5)
                     continue
                 await self.train_one_step()
@@ -135,6 +138,7 @@ class Node:
                 info.trained += 1
         self.step += 1
         result = StepResult(self.step, _mean_reward(local), stats, local, external)
+        result.external_senders = [e.sender for e in chosen]
         self._record(result, self.runtime.now() - t0)
         if self.cfg.checkpoint.every and self.step % self.cfg.checkpoint.every == 0:
             self.save_checkpoint()
@@ -143,7 +147,8 @@ class Node:
     async def _rollout_local(self) -> list[ScoredGroup]:
         if self.cfg.sapo.local == 0:
             return []
-        specs = self.selfplay.tasks_for_step(self.sampler, self.cfg.sapo.local)
+        specs = self.control.take(self.cfg.sapo.local)  # submitted tasks go first
+        specs += self.selfplay.tasks_for_step(self.sampler, self.cfg.sapo.local - len(specs))
         problems = [materialize(s) for s in specs]
         style = self.cfg.tasks.prompt_style
         requests = [

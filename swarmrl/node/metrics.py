@@ -14,6 +14,13 @@ from collections import Counter, deque
 from pathlib import Path
 from typing import Any
 
+SUMMED = (
+    "tokens", "completion_tokens", "seconds", "groups_local", "groups_external",
+    "groups_with_signal",
+)
+"""Step-row fields also kept as running totals (Prometheus counters must never go down, even
+when old rows leave the in-memory history)."""
+
 
 class Metrics:
     """Per-node metrics: a JSONL log of steps plus counters, with a short in-memory history."""
@@ -22,6 +29,7 @@ class Metrics:
         self.path = path
         self.counters: Counter[str] = Counter()
         self.history: deque[dict[str, Any]] = deque(maxlen=history)
+        self.totals: Counter[str] = Counter()  # SUMMED fields and "steps", this process's rows
         self._fh = None
         if path is not None:
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -33,6 +41,10 @@ class Metrics:
     def log_step(self, record: dict[str, Any]) -> None:
         clean = {k: _jsonable(v) for k, v in record.items()}
         self.history.append(clean)
+        self.totals["steps"] += 1
+        for key in SUMMED:
+            if isinstance(clean.get(key), (int, float)):
+                self.totals[key] += clean[key]
         if self._fh is not None:
             self._fh.write(json.dumps(clean, separators=(",", ":")) + "\n")
             self._fh.flush()

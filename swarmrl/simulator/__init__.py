@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -15,8 +16,14 @@ from swarmrl.simulator.scenario import Scenario, load_scenario
 __all__ = ["Scenario", "SimResult", "load_scenario", "run_scenario", "run_with_progress"]
 
 
-def run_with_progress(scenario: Scenario, out: Path, console: Console | None) -> dict[str, Any]:
-    """Run a scenario with a progress bar, then write summary.json, plots and report.md."""
+def run_with_progress(
+    scenario: Scenario,
+    out: Path,
+    console: Console | None,
+    serve: Callable[[Any], None] | None = None,
+) -> dict[str, Any]:
+    """Run a scenario with a progress bar, then write summary.json, plots and report.md
+    (``serve``: see ``run_scenario``)."""
     from swarmrl.simulator.report import write_report
 
     total = scenario.steps * sum(n.count for n in scenario.nodes)
@@ -29,5 +36,5 @@ def run_with_progress(scenario: Scenario, out: Path, console: Console | None) ->
             done[name] = step
             bar.update(task, completed=sum(done.values()))
 
-        result = run_scenario(scenario, out, on_step)
+        result = run_scenario(scenario, out, on_step, serve=serve)
     return write_report(result, out, time.time() - t0)

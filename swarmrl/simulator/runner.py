@@ -15,6 +15,7 @@ a leaving node closes its host, a rejoining one opens a fresh host with the same
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -151,7 +152,16 @@ class Simulation:
             nursery.start_soon(self._events)
             while not all(sn.done for sn in self.nodes):
                 await trio.sleep(1.0)
+                self._idle_while_paused()
             nursery.cancel_scope.cancel()
+
+    def _idle_while_paused(self) -> None:
+        """Every node still training is paused (control API): on the virtual clock nothing can
+        happen until a Resume arrives from the control thread, so wait in real time instead of
+        letting the clock spin."""
+        live = [sn for sn in self.nodes if not sn.done and sn.online]
+        if self.net is not None and live and all(sn.node.control.paused for sn in live):
+            time.sleep(0.2)
 
     async def _drive(self, sn: SimNode) -> None:
         """Run one node to its step count, across leaves and rejoins."""
@@ -279,13 +289,17 @@ def run_scenario(
     out_dir: Path | None,
     progress: ProgressFn | None = None,
     brain_factory: Callable[[NodeSpec, NodeConfig], Brain] = make_brain,
+    serve: Callable[[Simulation], None] | None = None,
 ) -> SimResult:
     """Run a scenario to completion: under trio's virtual clock on the in-memory network, on
-    the wall clock over libp2p."""
+    the wall clock over libp2p. ``serve`` is handed the simulation before it starts (to serve
+    the control API for its nodes)."""
     if out_dir is not None:
         out_dir.mkdir(parents=True, exist_ok=True)
     _set_threads(scenario.threads)
     sim = Simulation(scenario, out_dir, progress, brain_factory)
+    if serve is not None:
+        serve(sim)
     if scenario.network.transport == "libp2p":
         _quiet_libp2p()
         return trio.run(sim.run)

@@ -13,7 +13,7 @@ from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
-from swarmrl.config import NodeConfig, _Section, load_toml, parse_config
+from swarmrl.config import ControlConfig, NodeConfig, _Section, load_toml, parse_config
 
 
 class NodeSpec(_Section):
@@ -106,6 +106,11 @@ class Scenario(_Section):
     network: NetworkSpec = Field(default_factory=NetworkSpec, description="Every link.")
     partitions: list[PartitionEvent] = Field(default_factory=list, description="Splits over time.")
     churn: list[ChurnEvent] = Field(default_factory=list, description="Leaves and rejoins.")
+    control: ControlConfig = Field(
+        default_factory=lambda: ControlConfig(listen=""),
+        description="The control API for all the nodes (`swarmrl inspect --peer NAME`); off "
+        "unless listen is set here or with `swarmrl sim --control HOST:PORT`.",
+    )
 
     @model_validator(mode="after")
     def _names_unique(self) -> Scenario:

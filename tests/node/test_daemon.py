@@ -8,6 +8,7 @@ on another genesis, SIGKILL + restart, then SIGTERM for everyone.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -372,6 +373,38 @@ def test_nodes_discover_each_other_and_train_on_external_groups(swarm: Swarm) ->
     assert "connected to bootstrap " + boot.peer_id in a.log()
     assert f"peer {b.peer_id} joined (model tiny-0.5m, roles solver)" in a.log()
     assert f"peer {a.peer_id} joined" in boot.log()
+
+
+@pytest.mark.network
+@pytest.mark.slow
+def test_inspect_a_running_daemon(swarm: Swarm) -> None:
+    """`swarmrl inspect --dir RUN_DIR` finds the daemon's control API (control.addr) and tells
+    who it is, who it talks to, and lets a user pause it without stopping it."""
+    a, b, boot = swarm.a, swarm.b, swarm.boot
+    assert (a.out / "control.addr").read_text().strip() == a.status()["control"]["addr"]
+
+    def inspect(d: Daemon, *args: str) -> dict[str, Any]:
+        result = runner.invoke(app, ["inspect", *args, "--dir", str(d.out), "--json"])
+        assert result.exit_code == 0, result.output
+        return json.loads(result.stdout)
+
+    status = inspect(a, "status")
+    assert status["node"]["peer_id"] == a.peer_id and status["node"]["state"] == "training"
+    assert status["last_step"]["step"] >= 1 and status["extra"]["genesis"]
+    listed = inspect(a, "peers")
+    assert {b.peer_id, boot.peer_id} <= set(listed["connected"])
+    peers = {p["peer_id"]: p for p in listed["peers"]}  # those heard from (b trains with a)
+    assert peers[b.peer_id]["model"] == "tiny-0.5m" and peers[b.peer_id]["connected"]
+    assert peers[b.peer_id]["admitted"] > 0 and peers[b.peer_id]["roles"] == ["solver"]
+    assert inspect(boot, "status")["node"]["state"] == "relaying"
+    assert inspect(a, "pause")["paused"]
+    wait_for(lambda: inspect(a, "status")["node"]["state"] == "paused", 10, "pause", a)
+    time.sleep(1.5)  # the step in flight finishes
+    held = inspect(a, "status")["node"]["step"]
+    time.sleep(1.0)
+    assert inspect(a, "status")["node"]["step"] == held
+    assert not inspect(a, "resume")["paused"]
+    wait_for(lambda: inspect(a, "status")["node"]["step"] > held, 30, "a to train again", a)
 
 
 @pytest.mark.network
