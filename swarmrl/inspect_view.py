@@ -128,9 +128,10 @@ def _fmt(v: Any) -> str:
 def peers_view(p: dict[str, Any]) -> RenderableType:
     t = Table(title=f"{len(p['peers'])} peers heard from, {len(p['connected'])} connected",
               title_justify="left")
-    for col in ("peer", "model", "roles", "v", "last seen", "admitted", "in pool", "dropped",
-                "link"):
-        t.add_column(col, justify="right" if col in ("v", "admitted", "in pool") else "left")
+    numeric = ("v", "admitted", "in pool", "trained", "trust")
+    for col in ("peer", "model", "roles", "v", "last seen", "admitted", "in pool", "trained",
+                "dropped", "trust", "link"):
+        t.add_column(col, justify="right" if col in numeric else "left")
     for peer in p["peers"]:
         t.add_row(
             short_id(peer["peer_id"], peer["name"]),
@@ -140,13 +141,23 @@ def peers_view(p: dict[str, Any]) -> RenderableType:
             ago(peer["last_seen_seconds_ago"]),
             str(peer["admitted"]),
             str(peer["pool_groups"]),
+            str(peer.get("trained", 0)),
             counts(peer["dropped"], "-"),
+            _trust(peer),
             "[green]up[/]" if peer["connected"] else "[dim]-[/]",
         )
     parts: list[RenderableType] = [t]
     for pid, why in sorted(p["refused"].items()):
         parts.append(Text(f"refused {short_id(pid)}: {why}", style="yellow"))
     return Group(*parts)
+
+
+def _trust(peer: dict[str, Any]) -> str:
+    """The guard's reputation: plain when clean, yellow when falling, red when ignored."""
+    rep = peer.get("reputation", 1.0)
+    if peer.get("ignored"):
+        return f"[red]{rep:.2f} ignored[/]"
+    return f"{rep:.2f}" if rep >= 0.99 else f"[yellow]{rep:.2f}[/]"
 
 
 def pool_view(p: dict[str, Any], names: dict[str, str] | None = None) -> RenderableType:

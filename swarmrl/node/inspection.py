@@ -217,9 +217,17 @@ def peers(sn: ServedNode, names: dict[str, str]) -> pb.PeersReply:
             dropped=_copy(lambda info=info: dict(info.dropped)),
             pool_groups=in_pool.get(info.peer_id, 0),
             connected=info.peer_id in connected,
+            trained=info.trained,
+            **_standing(node, info.peer_id, now),
         ))
     refused = dict(getattr(node.transport, "refused", {}) or {})
     return pb.PeersReply(peers=out, connected=sorted(connected), refused=refused)
+
+
+def _standing(node: Node, peer_id: str, now: float) -> dict[str, object]:
+    s = _copy(lambda: node.guard.standing(peer_id, now))
+    return {"reputation": s["reputation"], "ignored": s["ignored"],
+            "failed_checks": s["failed_checks"]}
 
 
 def pool(node: Node, limit: int) -> pb.PoolReply:

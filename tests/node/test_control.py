@@ -20,6 +20,7 @@ from _control_helpers import finished_sim, live_nodes, live_served, serve, serve
 from swarmrl.config import ConfigError, ControlConfig, NodeConfig, parse_config, tomllib
 from swarmrl.node.control import resolve_token
 from swarmrl.node.control_client import ControlClient, InspectError, to_dict
+from swarmrl.node.inspection import node_now
 from swarmrl.node.metrics import read_metrics
 from swarmrl.node.proto import control_pb2 as pb
 from swarmrl.simulator.runner import Simulation
@@ -96,6 +97,18 @@ def test_peers_say_who_sent_what_and_what_was_dropped(
         assert peer["pool_groups"] == node.pool.peer_counts().get(peer["peer_id"], 0)
     dropped = sum(sum(x["dropped"].values()) for x in p["peers"])
     assert dropped == sum(v for k, v in node.metrics.counters.items() if k.startswith("dropped:"))
+    # The guard's view of each peer: how many of its groups were trained on, its reputation.
+    for peer in p["peers"]:
+        info = node.peers.get(peer["peer_id"])
+        assert peer["trained"] == info.trained
+        assert peer["reputation"] == pytest.approx(1.0) and not peer["ignored"]
+    assert sum(x["trained"] for x in p["peers"]) > 0
+    now = node_now(node, node.metrics.history[-1])
+    node.guard.penalize(p["peers"][0]["peer_id"], "claim_mismatch", now)
+    again = call(client, "Peers", pb.NodeRequest(node="s-1"))
+    hit = next(x for x in again["peers"] if x["peer_id"] == p["peers"][0]["peer_id"])
+    assert hit["reputation"] == pytest.approx(0.5, abs=0.01)
+    assert hit["failed_checks"] == {"claim_mismatch": 1}
 
 
 def test_pool_and_recent_rollouts(client: ControlClient, sim: Simulation) -> None:

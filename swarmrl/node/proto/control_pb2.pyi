@@ -110,8 +110,15 @@ class StatusReply(_message.Message):
     def __init__(self, node: _Optional[_Union[NodeSummary, _Mapping]] = ..., swarm_id: _Optional[str] = ..., tokenizer: _Optional[str] = ..., policy_version: _Optional[int] = ..., paused: _Optional[bool] = ..., uptime_seconds: _Optional[float] = ..., rewards: _Optional[_Iterable[float]] = ..., reward_recent: _Optional[float] = ..., reward_before: _Optional[float] = ..., steps_per_second: _Optional[float] = ..., tokens_per_second: _Optional[float] = ..., peers_connected: _Optional[int] = ..., tasks_queued: _Optional[int] = ..., last_step_json: _Optional[str] = ..., counters: _Optional[_Mapping[str, int]] = ..., transport: _Optional[_Mapping[str, int]] = ..., extra: _Optional[_Mapping[str, str]] = ..., software_version: _Optional[str] = ...) -> None: ...
 
 class PeerInfo(_message.Message):
-    __slots__ = ("peer_id", "name", "has_card", "model", "roles", "policy_version", "software_version", "addrs", "last_seen_seconds_ago", "first_seen_seconds_ago", "admitted", "dropped", "pool_groups", "connected")
+    __slots__ = ("peer_id", "name", "has_card", "model", "roles", "policy_version", "software_version", "addrs", "last_seen_seconds_ago", "first_seen_seconds_ago", "admitted", "dropped", "pool_groups", "connected", "trained", "reputation", "ignored", "failed_checks")
     class DroppedEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: int
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[int] = ...) -> None: ...
+    class FailedChecksEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
         VALUE_FIELD_NUMBER: _ClassVar[int]
@@ -132,6 +139,10 @@ class PeerInfo(_message.Message):
     DROPPED_FIELD_NUMBER: _ClassVar[int]
     POOL_GROUPS_FIELD_NUMBER: _ClassVar[int]
     CONNECTED_FIELD_NUMBER: _ClassVar[int]
+    TRAINED_FIELD_NUMBER: _ClassVar[int]
+    REPUTATION_FIELD_NUMBER: _ClassVar[int]
+    IGNORED_FIELD_NUMBER: _ClassVar[int]
+    FAILED_CHECKS_FIELD_NUMBER: _ClassVar[int]
     peer_id: str
     name: str
     has_card: bool
@@ -146,7 +157,11 @@ class PeerInfo(_message.Message):
     dropped: _containers.ScalarMap[str, int]
     pool_groups: int
     connected: bool
-    def __init__(self, peer_id: _Optional[str] = ..., name: _Optional[str] = ..., has_card: _Optional[bool] = ..., model: _Optional[str] = ..., roles: _Optional[_Iterable[str]] = ..., policy_version: _Optional[int] = ..., software_version: _Optional[str] = ..., addrs: _Optional[_Iterable[str]] = ..., last_seen_seconds_ago: _Optional[float] = ..., first_seen_seconds_ago: _Optional[float] = ..., admitted: _Optional[int] = ..., dropped: _Optional[_Mapping[str, int]] = ..., pool_groups: _Optional[int] = ..., connected: _Optional[bool] = ...) -> None: ...
+    trained: int
+    reputation: float
+    ignored: bool
+    failed_checks: _containers.ScalarMap[str, int]
+    def __init__(self, peer_id: _Optional[str] = ..., name: _Optional[str] = ..., has_card: _Optional[bool] = ..., model: _Optional[str] = ..., roles: _Optional[_Iterable[str]] = ..., policy_version: _Optional[int] = ..., software_version: _Optional[str] = ..., addrs: _Optional[_Iterable[str]] = ..., last_seen_seconds_ago: _Optional[float] = ..., first_seen_seconds_ago: _Optional[float] = ..., admitted: _Optional[int] = ..., dropped: _Optional[_Mapping[str, int]] = ..., pool_groups: _Optional[int] = ..., connected: _Optional[bool] = ..., trained: _Optional[int] = ..., reputation: _Optional[float] = ..., ignored: _Optional[bool] = ..., failed_checks: _Optional[_Mapping[str, int]] = ...) -> None: ...
 
 class PeersReply(_message.Message):
     __slots__ = ("peers", "connected", "refused")
