@@ -385,7 +385,12 @@ def node_run(
         typer.Option("--bootstrap", help="Multiaddr .../p2p/<peer-id> to dial (repeatable)."),
     ] = None,
     role: Annotated[
-        str | None, typer.Option(help="'bootstrap': a light node without a model; or 'solver'.")
+        list[str] | None,
+        typer.Option(
+            "--role",
+            help="Replaces the config's roles (repeatable): 'solver', 'creator' (proposes "
+            "tasks), 'teacher' (scores students' tokens), or 'bootstrap' (no model; relays).",
+        ),
     ] = None,
     listen: Annotated[
         list[str] | None, typer.Option("--listen", help="Multiaddr to listen on (repeatable).")
@@ -400,8 +405,10 @@ def node_run(
     from swarmrl.config import ConfigError
     from swarmrl.node.daemon import resolve_setup, run_daemon
 
-    if role is not None and role not in ("bootstrap", "solver"):
-        fail(f"--role: {role!r} is not a role (use 'bootstrap' or 'solver')")
+    known = ("solver", "creator", "teacher", "bootstrap")
+    for r in role or []:
+        if r not in known:
+            fail(f"--role: {r!r} is not a role (use {', '.join(known)})")
     try:
         setup = resolve_setup(
             config, swarm=swarm, bootstrap=bootstrap, listen=listen, role=role, out=out,

@@ -72,7 +72,7 @@ def resolve_setup(
     swarm: Path | None = None,
     bootstrap: list[str] | None = None,
     listen: list[str] | None = None,
-    role: str | None = None,
+    role: list[str] | str | None = None,
     out: Path | None = None,
     steps: int | None = None,
 ) -> DaemonSetup:
@@ -91,7 +91,7 @@ def resolve_setup(
     if listen:
         net["listen"] = list(listen)
     if role:
-        data["roles"] = [role]
+        data["roles"] = [role] if isinstance(role, str) else list(role)
     if steps is not None:
         data["steps"] = steps
     genesis_path = swarm or (base / net["genesis"] if net.get("genesis") else None)
