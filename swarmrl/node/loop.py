@@ -22,6 +22,8 @@ from swarmrl.node.admission import Admission
 from swarmrl.node.metrics import Metrics
 from swarmrl.node.peers import PeerTable
 from swarmrl.node.runtime import Runtime
+from swarmrl.node.student import DistillClient
+from swarmrl.node.teacher import TeacherService
 from swarmrl.protocol import Identity, SeqCounter, Transport, encode, seal
 from swarmrl.protocol.messages import (
     PROTOCOL_VERSION,
@@ -85,6 +87,9 @@ class Node:
         self.started_at = runtime.now()
         self.recent: list[StepResult] = []
         self.topics = {n: topic(cfg.swarm_id, n) for n in ("rollouts", "tasks", "peers")}
+        # On-policy distillation (issue 8): serving as a teacher, asking one as a student.
+        self.teacher = TeacherService(self) if "teacher" in cfg.roles else None
+        self.distill = DistillClient(self) if cfg.distill.mode != "off" else None
 
     @property
     def peer_id(self) -> str:
@@ -98,6 +103,8 @@ class Node:
             nursery.start_soon(self._receive, self.topics["rollouts"])
             nursery.start_soon(self._receive, self.topics["peers"])
             nursery.start_soon(self._announce_loop)
+            if self.teacher is not None:
+                nursery.start_soon(self.teacher.serve)
             while target == 0 or self.step < target:
                 if self.paused:
                     await trio.sleep(0.5)
@@ -108,6 +115,8 @@ class Node:
     async def train_one_step(self) -> StepResult:
         t0 = self.runtime.now()
         local = await self._rollout_local()
+        if self.distill is not None:
+            await self.distill.annotate(local, self.step)
         await self._publish_groups(local)
         self.pool.expire(self.step)
         chosen = select_external(self.pool, self.rescorer, self.skills, self.cfg.sapo, self.rng)
@@ -115,6 +124,8 @@ class Node:
         stats = await self.runtime.run(
             lambda: self.brain.train(local + external), lambda s: s.tokens
         )
+        if self.distill is not None:
+            stats.extra.update(self.distill.figures)
         self.pool.mark_used(chosen)
         self.step += 1
         result = StepResult(self.step, _mean_reward(local), stats, local, external)

@@ -16,6 +16,8 @@ class PeerInfo:
     last_seen: float = 0.0
     admitted: int = 0
     dropped: Counter[str] = field(default_factory=Counter)
+    distill_served: int = 0  # teacher requests we answered for this peer
+    distill_received: int = 0  # groups this peer, as our teacher, scored for us
 
 
 class PeerTable:
