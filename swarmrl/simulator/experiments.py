@@ -17,6 +17,7 @@ from typing import Any
 
 from rich.console import Console
 
+from swarmrl.simulator.exp_distill import run_distill
 from swarmrl.simulator.report import node_rows, write_json_atomic
 from swarmrl.simulator.runner import run_scenario
 from swarmrl.simulator.scenario import Scenario, load_scenario
@@ -149,6 +150,7 @@ def plot_sapo(results: dict[str, list[dict[str, Any]]], path: Path) -> None:
 
 
 EXPERIMENTS: dict[str, Callable[..., str]] = {"sapo": run_sapo}
+EXPERIMENTS["distill"] = run_distill  # issue 8: swarmrl/simulator/exp_distill.py
 
 
 def load_results(path: Path) -> dict[str, Any]:
