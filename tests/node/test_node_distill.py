@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 import trio
-from _node_helpers import ident, lm_config, run_virtual
+from _node_helpers import ident, lm_config, run_virtual, stub_node
 
 from swarmrl.node.loop import Node
 from swarmrl.node.runtime import SimRuntime
@@ -215,3 +215,14 @@ def test_a_student_distills_from_a_teacher_it_discovers() -> None:
     assert t.metrics.counters["teacher:served"] >= 2 * len(taught)
     assert s.peers.get(t.peer_id).distill_received == 2 * len(taught)
     assert t.peers.get(s.peer_id).distill_served == 2 * len(taught)
+
+
+def test_no_way_to_find_a_teacher_is_a_run_time_warning(caplog: pytest.LogCaptureFixture) -> None:
+    cfg = lm_config(distill={"mode": "distill", "discover": False})  # valid config
+    with caplog.at_level("WARNING", logger="swarmrl.node.student"):
+        node = stub_node(cfg)  # the stub cannot be distilled into: said so
+        student = Node(cfg, LMBrain.from_config(cfg, progress=False), node.transport,
+                           ident(1), node.runtime)
+    assert "cannot be distilled into" in caplog.text
+    assert "no teacher can be found" in caplog.text
+    assert student.distill is not None and student.teacher is None
