@@ -226,3 +226,32 @@ def test_no_way_to_find_a_teacher_is_a_run_time_warning(caplog: pytest.LogCaptur
     assert "cannot be distilled into" in caplog.text
     assert "no teacher can be found" in caplog.text
     assert student.distill is not None and student.teacher is None
+
+
+def test_teachers_are_found_by_role_and_tokenizer_and_picked_in_turn_or_by_speed() -> None:
+    listed = ident(9).peer_id
+    cfg = lm_config(distill={"mode": "grpo+kl", "teachers": [listed]})
+    node = stub_node(cfg, identity=ident(1))
+    fp = node.brain.tokenizer_fingerprint
+    cards = {
+        2: PeerCard(peer_id=ident(2).peer_id, roles=["solver", "teacher"],
+                    tokenizer_fingerprint=fp),
+        3: PeerCard(peer_id=ident(3).peer_id, roles=["teacher"], tokenizer_fingerprint=fp),
+        4: PeerCard(peer_id=ident(4).peer_id, roles=["solver"], tokenizer_fingerprint=fp),
+        5: PeerCard(peer_id=ident(5).peer_id, roles=["teacher"], tokenizer_fingerprint="other"),
+        1: PeerCard(peer_id=ident(1).peer_id, roles=["teacher"], tokenizer_fingerprint=fp),
+    }
+    for card in cards.values():
+        node.peers.touch(card.peer_id, 0.0).card = card
+    client = node.distill
+    found = client.candidates()
+    assert found[0] == listed and set(found[1:]) == {ident(2).peer_id, ident(3).peer_id}
+    assert [client.pick(found, 0) for _ in range(4)] == found + found[:1]
+    client._skip_until[found[0]] = 5  # failed us at step 0: skipped while others answer
+    assert found[0] not in {client.pick(found, 1) for _ in range(4)}
+    assert client.pick(found, 5) in found
+    client.cfg = client.cfg.model_copy(update={"pick": "least_loaded"})
+    client._latency = {found[0]: 0.5, found[1]: 0.1}
+    assert client.pick(found, 9) == found[2]  # untried first
+    client._latency[found[2]] = 0.3
+    assert client.pick(found, 9) == found[1]  # then the fastest
