@@ -99,8 +99,9 @@ class DistillClient:
         candidates = self.candidates()
         if not candidates:
             if not self._warned_no_teacher:
-                log.warning("%s: no teacher known yet: training on plain GRPO until one is",
-                            self.node.cfg.name)
+                # At start a teacher's card may simply not have arrived yet: info, not alarm.
+                log.info("%s: no teacher known yet: training on plain GRPO until one is",
+                         self.node.cfg.name)
                 self._warned_no_teacher = True
             self._fallback(Counter({"no_teacher": len(groups)}), len(groups))
             return

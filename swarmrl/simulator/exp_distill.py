@@ -189,16 +189,17 @@ def plot_distill(results: dict[str, list[dict[str, Any]]], path: Path) -> None:
     import matplotlib.pyplot as plt
 
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4.2))
-    for name, runs in results.items():
+    for k, (name, runs) in enumerate(results.items()):
+        color = f"C{k}"  # one colour per arm in both panels
         n = min(len(r["curve"]) for r in runs)
         curve = [statistics.fmean(r["curve"][i] for r in runs) for i in range(n)]
-        ax1.plot(range(1, n + 1), smooth(curve, 10), label=name)
+        ax1.plot(range(1, n + 1), smooth(curve, 10), label=name, color=color)
         kl = [_mean_or_none([r["kl_curve"][i] for r in runs]) for i in range(n)]
         if any(x is not None for x in kl):
             xs = [i + 1 for i, x in enumerate(kl) if x is not None]
-            ax2.plot(xs, smooth([x for x in kl if x is not None], 10), label=name)
+            ax2.plot(xs, smooth([x for x in kl if x is not None], 10), label=name, color=color)
     ax1.set(xlabel="step", ylabel="students' mean reward (moving avg 10)",
-            title="Reward on own pool", ylim=(0, 1))
+            title="Reward on own rollouts", ylim=(0, 1))
     ax2.set(xlabel="step", ylabel="log p_student - log p_teacher per token",
             title="Reverse KL to the teacher (on the students' samples)")
     for ax in (ax1, ax2):
