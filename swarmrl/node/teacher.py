@@ -87,6 +87,7 @@ class TeacherService:
         self._queue: deque[_Job] = deque()
         self._scoring: list[_Job] = []
         self._ready = trio.Event()
+        self._serving = False
 
     async def serve(self) -> None:
         """Answer requests until cancelled (the node loop's nursery runs this)."""
@@ -95,9 +96,11 @@ class TeacherService:
                         "teaching", self.node.cfg.name)
             return
         self.node.transport.set_handler(PROTOCOL, self.handle)
+        self._serving = True
         try:
             await self._batch_loop()
         finally:
+            self._serving = False
             self.node.transport.set_handler(PROTOCOL, None)
             for job in [*self._scoring, *self._queue]:  # nobody will score these now:
                 job.done.set()  # their handlers answer 'failed' rather than wait forever
@@ -154,6 +157,8 @@ class TeacherService:
 
     def _enqueue(self, req: TeacherRequest, sender: str) -> _Job:
         tokens = request_tokens(req)
+        if not self._serving:  # a request that raced the end of serve(): nobody would score it
+            raise Refused("stopped", "the teacher is not serving")
         if len(self._queue) >= self.cfg.max_queue:
             raise Refused("busy", f"{len(self._queue)} requests queued")
         if not self.bucket.take(sender, tokens, self.node.runtime.now()):
