@@ -24,6 +24,8 @@ from swarmrl.node.inbox import ControlInbox
 from swarmrl.node.metrics import Metrics
 from swarmrl.node.peers import PeerTable
 from swarmrl.node.runtime import Runtime
+from swarmrl.node.student import DistillClient
+from swarmrl.node.teacher import TeacherService
 from swarmrl.protocol import Identity, SeqCounter, Transport, encode, seal
 from swarmrl.protocol.messages import (
     PROTOCOL_VERSION,
@@ -94,6 +96,9 @@ class Node:
         self.selfplay = SelfPlay(self)  # creator / solver roles (swarmrl/selfplay/agent.py)
         # Free-form tasks from peers enter the pool once our own solvers verified them.
         self.guard.is_verified = self.selfplay.freeform.is_verified
+        # On-policy distillation (issue 8): serving as a teacher, asking one as a student.
+        self.teacher = TeacherService(self) if "teacher" in cfg.roles else None
+        self.distill = DistillClient(self) if cfg.distill.mode != "off" else None
 
     @property
     def peer_id(self) -> str:
@@ -109,6 +114,8 @@ class Node:
             if self.selfplay.solving:  # only solvers take proposals
                 nursery.start_soon(self._receive, self.topics["tasks"])
             nursery.start_soon(self._announce_loop)
+            if self.teacher is not None:
+                nursery.start_soon(self.teacher.serve)
             while target == 0 or self.step < target:
                 if self.paused or self.control.paused:
                     await trio.sleep(0.5)
@@ -120,6 +127,8 @@ class Node:
         t0 = self.runtime.now()
         await self.selfplay.propose()
         local = await self._rollout_local()
+        if self.distill is not None:
+            await self.distill.annotate(local, self.step)
         await self._publish_groups(local)
         self.pool.expire(self.step)
         chosen = select_external(
@@ -131,6 +140,8 @@ class Node:
         stats = await self.runtime.run(
             lambda: self.brain.train(batch), lambda s: s.tokens
         )
+        if self.distill is not None:
+            stats.extra.update(self.distill.figures)
         self.pool.mark_used(chosen)
         for e in chosen:
             info = self.peers.get(e.sender)

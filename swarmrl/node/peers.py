@@ -17,6 +17,8 @@ class PeerInfo:
     admitted: int = 0
     trained: int = 0  # of their groups, how many this node has trained on
     dropped: Counter[str] = field(default_factory=Counter)
+    distill_served: int = 0  # teacher requests we answered for this peer
+    distill_received: int = 0  # groups this peer, as our teacher, scored for us
 
 
 class PeerTable:

@@ -17,6 +17,7 @@ from typing import Any
 
 from rich.console import Console
 
+from swarmrl.simulator.exp_distill import run_distill
 from swarmrl.simulator.exp_selfplay import run_selfplay
 from swarmrl.simulator.report import node_rows, write_json_atomic
 from swarmrl.simulator.runner import run_scenario
@@ -157,6 +158,8 @@ def _run_guard(**kw: Any) -> str:
 
 EXPERIMENTS: dict[str, Callable[..., str]] = {"sapo": run_sapo, "guard": _run_guard}
 EXPERIMENTS["selfplay"] = run_selfplay  # asymmetric self-play (exp_selfplay.py)
+EXPERIMENTS: dict[str, Callable[..., str]] = {"sapo": run_sapo}
+EXPERIMENTS["distill"] = run_distill  # issue 8: swarmrl/simulator/exp_distill.py
 
 
 def load_results(path: Path) -> dict[str, Any]:

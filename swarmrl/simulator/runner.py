@@ -180,6 +180,8 @@ class Simulation:
             sn.scope = None
         sn.done = True
         self.progress(sn.cfg.name, sn.node.step)
+        if sn.node.teacher is not None and sn.online and self.net is not None:
+            await sn.node.teacher.serve()  # done training, still teaching until the run ends
 
     @asynccontextmanager
     async def _connected(self, sn: SimNode) -> AsyncIterator[None]:

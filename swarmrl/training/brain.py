@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 from swarmrl.protocol.messages import FreeFormTask, TaskSpec
+from swarmrl.training.distill import TeacherSignal
 
 
 @dataclass
@@ -36,6 +37,7 @@ class ScoredGroup:
     family: str = ""
     answer: str = ""
     task: TaskSpec | FreeFormTask | None = None  # what is published for local groups
+    teacher: TeacherSignal | None = None  # a teacher peer's log-probs of these completions
 
     @property
     def has_signal(self) -> bool:

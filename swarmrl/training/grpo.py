@@ -64,7 +64,8 @@ def grpo_loss(
 ) -> tuple[torch.Tensor, dict[str, float]]:
     """The clipped GRPO objective, negated (a loss to minimise), and its statistics.
 
-    logprobs, old_logprobs, ref_logprobs, mask: [B, L]; advantages: [B] (one per sequence).
+    logprobs, old_logprobs, ref_logprobs, mask: [B, L]; advantages: [B] (one per sequence) or
+    [B, L] (one per token: distillation).
     ``old_logprobs`` None means one pass on fresh samples: old = logprobs detached, ratio 1.
     ``max_tokens`` is dr_grpo's length normaliser (default L).
 
@@ -81,7 +82,8 @@ def grpo_loss(
     with torch.no_grad():  # statistics only: ratio and KL again, cheap elementwise
         old = logprobs if old_logprobs is None else old_logprobs
         ratio = torch.exp(logprobs - old)
-        adv = advantages.to(logprobs.dtype).unsqueeze(-1)
+        adv = advantages.to(logprobs.dtype)
+        adv = adv.unsqueeze(-1) if adv.dim() < logprobs.dim() else adv  # [B] or per token [B, L]
         kl = kl_penalty(logprobs, ref_logprobs, cfg.kl_estimator) if cfg.beta > 0 else None
     return loss, _stats(ratio, adv, mask, kl, cfg)
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import copy
 import random
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +27,8 @@ from swarmrl.training.checkpoint import (
     load_checkpoint,
     save_checkpoint,
 )
+from swarmrl.training.distill import TeacherSignal
+from swarmrl.training.distill_loss import distill_advantages
 from swarmrl.training.grpo import group_advantages, grpo_loss
 from swarmrl.training.policy import Policy, sequence_logprobs
 from swarmrl.training.precision import autocast, use_autocast
@@ -42,6 +44,7 @@ class Group:
     completion_ids: list[list[int]]
     rewards: list[float]
     truncated: list[bool] | None = None  # cut by max_new_tokens (None = none were)
+    teacher: TeacherSignal | None = None  # a teacher's log-probs: per-token distillation
 
 
 @dataclass
@@ -59,6 +62,7 @@ class StepStats:
     seconds: float = 0.0
     policy_version: int = 0
     skipped: bool = False  # nothing to learn from: no update, version unchanged
+    distill: dict[str, float] = field(default_factory=dict)  # distill_kl, distill_share, ...
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -99,11 +103,11 @@ class Learner:
         if groups:
             stats.reward_mean = float(np.mean([r for g in groups for r in g.rewards]))
         rows = self._rows(groups, stats)
-        if not any(c and keep for _, c, _, keep in rows):  # no token would carry a gradient
+        if not any(c and keep for _, c, _, keep, _ in rows):  # no token would carry a gradient
             stats.skipped = True
             stats.seconds = time.perf_counter() - t0
             return stats
-        prompts, comps, adv, keep = map(list, zip(*rows, strict=True))
+        prompts, comps, adv, keep, taught = map(list, zip(*rows, strict=True))
         advantages = torch.tensor(adv, dtype=torch.float32, device=self.policy.device)
         keep_t = torch.tensor(keep, dtype=torch.float32, device=self.policy.device)
         seq_len = max(len(p) for p in prompts) + max(len(c) for c in comps)
@@ -117,7 +121,11 @@ class Learner:
             with autocast(self.autocast, device, seq_len):  # the loss itself stays fp32
                 logp, mask = self.policy.token_logprobs(prompts, comps)
             mask = mask * keep_t[:, None]
-            loss, st = grpo_loss(logp, old, advantages, mask, self.cfg, ref, max_tokens)
+            # Distillation makes advantages per token, against the log-probs the ratio uses.
+            token_adv, stats.distill = distill_advantages(
+                advantages, old if old is not None else logp, taught, mask
+            )
+            loss, st = grpo_loss(logp, old, token_adv, mask, self.cfg, ref, max_tokens)
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
             grad_norm = torch.nn.utils.clip_grad_norm_(
@@ -137,19 +145,25 @@ class Learner:
         return stats
 
     def _rows(self, groups: list[Group], stats: StepStats) -> list[tuple]:
-        """(prompt, completion, advantage, keep) per sequence of the groups worth training on."""
+        """(prompt, completion, advantage, keep, teacher row) per sequence of the groups worth
+        training on; a group a teacher scored is worth it even when its rewards are all equal."""
         rows = []
         for g in groups:
             adv = group_advantages(torch.tensor(g.rewards), self.cfg.scale_rewards)
             signal = bool((adv.abs() > SIGNAL_EPS).any())
             stats.groups_with_signal += signal
-            if not signal and self.cfg.drop_zero_advantage:
+            taught = g.teacher is not None and g.teacher.coef > 0
+            if not signal and not taught and self.cfg.drop_zero_advantage:
                 continue
             stats.groups_trained += 1
             truncated = g.truncated or [False] * len(g.completion_ids)
-            for comp, a, cut in zip(g.completion_ids, adv.tolist(), truncated, strict=True):
+            weight = g.teacher.grpo_weight if g.teacher is not None else 1.0
+            for i, (comp, a, cut) in enumerate(
+                zip(g.completion_ids, adv.tolist(), truncated, strict=True)
+            ):
                 keep = 0.0 if (cut and self.cfg.mask_truncated) else 1.0
-                rows.append((g.prompt_ids, comp, a, keep))
+                row = _teacher_row(g.teacher, i) if taught else None
+                rows.append((g.prompt_ids, comp, a * weight, keep, row))
         return rows
 
     @torch.no_grad()
@@ -178,6 +192,12 @@ class Learner:
         for g, (fused, foreach) in zip(self.optimizer.param_groups, flags, strict=True):
             g["fused"], g["foreach"] = fused, foreach
         return state
+
+
+def _teacher_row(t: TeacherSignal | None, i: int) -> tuple[list[float], float, float] | None:
+    if t is None or i >= len(t.logprobs):
+        return None
+    return (t.logprobs[i], t.coef, t.clip)
 
 
 def make_adamw(params: Any, cfg: GRPOConfig) -> torch.optim.AdamW:

@@ -2,17 +2,36 @@
 
 from __future__ import annotations
 
+import functools
+import threading
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from swarmrl.config import NodeConfig
 from swarmrl.training.brain import Completion, RolloutRequest, ScoredGroup, TrainStats
+from swarmrl.training.distill_loss import score_tokens
 from swarmrl.training.learner import Group, Learner, seed_everything
 from swarmrl.training.policy import Policy, load_policy
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _locked(method: F) -> F:
+    """One model, one user at a time: a teacher scores peers' tokens in a worker thread while
+    the node's own step may be sampling or updating the same weights in another."""
+
+    @functools.wraps(method)
+    def wrapper(self: LMBrain, *args: Any, **kwargs: Any) -> Any:
+        with self.lock:
+            return method(self, *args, **kwargs)
+
+    return wrapper  # type: ignore[return-value]
 
 
 class LMBrain:
     def __init__(self, policy: Policy, learner: Learner, cfg: NodeConfig) -> None:
+        self.lock = threading.RLock()
         self.policy = policy
         self.learner = learner
         self.cfg = cfg
@@ -29,6 +48,7 @@ class LMBrain:
     def policy_version(self) -> int:
         return self.policy.version
 
+    @_locked
     def rollout(self, requests: list[RolloutRequest], group_size: int) -> list[list[Completion]]:
         samples = self.policy.generate(
             [r.prompt for r in requests], group_size, self.cfg.generation
@@ -41,6 +61,7 @@ class LMBrain:
             for group in samples
         ]
 
+    @_locked
     def train(self, groups: list[ScoredGroup]) -> TrainStats:
         batch = [self._to_ids(g) for g in groups]
         st = self.learner.train_step(batch)
@@ -56,6 +77,7 @@ class LMBrain:
                 "kl": st.kl,
                 "groups_trained": st.groups_trained,
                 "train_seconds": st.seconds,
+                **st.distill,
             },
         )
 
@@ -70,7 +92,22 @@ class LMBrain:
             comps,
             list(g.rewards),
             [c.truncated for c in g.completions],
+            g.teacher,
         )
+
+    # --- distillation: what a student sends and what a teacher computes ---------------------
+    def encode_prompt(self, prompt: str) -> list[int]:
+        """The prompt's ids exactly as ``train`` will see them (a teacher scores these)."""
+        return self.policy.encode(prompt)
+
+    @property
+    def vocab_size(self) -> int:
+        return int(self.policy.model.get_input_embeddings().num_embeddings)
+
+    @_locked
+    def score_tokens(self, rows: list[tuple[list[int], list[int]]]) -> list[list[float]]:
+        """As a teacher: log p(token) of each (prompt ids, completion ids) row, one batch."""
+        return score_tokens(self.policy, rows)
 
     def save(self, root: Path, step: int, extra: dict[str, Any], keep: int) -> Path:
         return self.learner.save(root, step, extra, keep)

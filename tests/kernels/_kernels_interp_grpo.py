@@ -101,3 +101,24 @@ def test_padding_nan_does_not_leak():
     loss.sum().backward()
     assert torch.isfinite(loss).all() and torch.isfinite(logp.grad).all()
     assert torch.all(logp.grad[mask == 0] == 0)
+
+
+def test_distillation_advantages_through_grpo_loss():
+    """Per-token advantages from distill_advantages take the Triton path of grpo_loss and give
+    the reference's loss and gradient (statistics included)."""
+    from swarmrl.training.distill_loss import distill_advantages
+
+    logp, old, adv, mask, ref = _batch(seed=7)
+    teacher_rows = [(ref[i, :5].tolist(), 0.5, 2.0) if i % 2 == 0 else None for i in range(4)]
+    token_adv, fig = distill_advantages(adv, old, teacher_rows, mask)
+    assert token_adv.shape == logp.shape and fig["distill_tokens"] > 0
+    cfg = GRPOConfig(epsilon_low=EPS_LOW, epsilon_high=EPS_HIGH, loss_type="dapo")
+    loss, stats = grpo_loss(logp, old, token_adv, mask, cfg)
+    loss.backward()
+    l64 = leaf64(logp)
+    ref_loss = aggregate(reference_grpo_token_loss(l64, old.double(), token_adv.double(), mask,
+                                                   EPS_LOW, EPS_HIGH), mask, "dapo", 8)
+    ref_loss.backward()
+    assert math.isclose(loss.item(), ref_loss.item(), rel_tol=1e-5, abs_tol=1e-6)
+    close(logp.grad, l64.grad)
+    assert 0.0 <= stats["clip_frac"] <= 1.0

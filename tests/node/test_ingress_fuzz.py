@@ -3,8 +3,8 @@
 An attacker host publishes a stream of hostile inputs on the swarm's topics (random bytes,
 mutations of a valid envelope, validly signed envelopes carrying random payloads, replays,
 impersonations) and writes junk on every stream protocol the node serves. Two nodes receive
-it: one behind the daemon's gossip validator, one with no validator, so every input also
-reaches the node's own admission. Both keep training, count what they drop, and still admit
+it: one behind the daemon's gossip validator and its guard, one with neither, so every input
+also reaches the node's own decoder. Both keep training, count what they drop, and still admit
 an honest message afterwards.
 """
 
@@ -119,8 +119,9 @@ async def _caught_up(node: Node, heard: int, timeout: float = 20.0) -> None:
             await trio.sleep(0.05)
 
 
-def _node(name: str, transport: Libp2pTransport, ident: Identity) -> Node:
-    cfg = NodeConfig(name=name, swarm_id=SWARM, steps=0, peer_card_every_s=0.5)
+def _node(name: str, transport: Libp2pTransport, ident: Identity, guard: bool = True) -> Node:
+    cfg = NodeConfig(name=name, swarm_id=SWARM, steps=0, peer_card_every_s=0.5,
+                     guard={"enabled": guard})
     return Node(cfg, StubBrain(seed=1), transport, ident, RealRuntime())
 
 
@@ -160,7 +161,9 @@ async def _fuzz() -> None:
         Libp2pTransport.open(honest_id, _net(bootstrap=[ta.listen_addrs()[0]]), swarm_id=SWARM,
                              validator=strict) as thon,
     ):
-        na, nb = _node("strict", ta, a_id), _node("open", tb, b_id)
+        # The open node runs without its guard, so every input reaches its decoder (with the
+        # guard the attacker is ignored after a few failures and the rest is never decoded).
+        na, nb = _node("strict", ta, a_id), _node("open", tb, b_id, guard=False)
         attacker = _node("attacker", tatk, atk_id)  # only for its topic names
         async with trio.open_nursery() as nursery:
             nursery.start_soon(na.run, 0)
