@@ -147,6 +147,12 @@ def peers_view(p: dict[str, Any]) -> RenderableType:
             "[green]up[/]" if peer["connected"] else "[dim]-[/]",
         )
     parts: list[RenderableType] = [t]
+    for peer in p["peers"]:  # who teaches whom (on-policy distillation)
+        who = short_id(peer["peer_id"], peer["name"])
+        if n := peer.get("distill_received"):
+            parts.append(Text(f"{who} teaches this node: {n} groups scored"))
+        if n := peer.get("distill_served"):
+            parts.append(Text(f"this node teaches {who}: {n} requests answered"))
     for pid, why in sorted(p["refused"].items()):
         parts.append(Text(f"refused {short_id(pid)}: {why}", style="yellow"))
     return Group(*parts)

@@ -218,6 +218,8 @@ def peers(sn: ServedNode, names: dict[str, str]) -> pb.PeersReply:
             pool_groups=in_pool.get(info.peer_id, 0),
             connected=info.peer_id in connected,
             trained=info.trained,
+            distill_served=info.distill_served,
+            distill_received=info.distill_received,
             **_standing(node, info.peer_id, now),
         ))
     refused = dict(getattr(node.transport, "refused", {}) or {})

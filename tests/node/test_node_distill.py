@@ -255,3 +255,26 @@ def test_teachers_are_found_by_role_and_tokenizer_and_picked_in_turn_or_by_speed
     assert client.pick(found, 9) == found[2]  # untried first
     client._latency[found[2]] = 0.3
     assert client.pick(found, 9) == found[1]  # then the fastest
+
+
+def test_inspect_peers_says_who_teaches_whom() -> None:
+    """The control API's peer view carries the teaching counts, and the text view says it."""
+    from _node_helpers import FixedRuntime, node_config, stub_node
+    from rich.console import Console
+
+    from swarmrl.inspect_view import peers_view
+    from swarmrl.node import inspection
+    from swarmrl.node.control_client import to_dict
+    from swarmrl.node.peers import PeerInfo
+
+    t = stub_node(node_config(name="t"), identity=ident(1), runtime=FixedRuntime())
+    info = t.peers.touch("12D3KooWStudent", t.started_at)
+    assert isinstance(info, PeerInfo)
+    info.distill_served = 7
+    reply = to_dict(inspection.peers(inspection.ServedNode(t, connected=list), {}))
+    (peer,) = reply["peers"]
+    assert peer["distill_served"] == 7 and peer.get("distill_received", 0) == 0
+    console = Console(width=200, record=True)
+    console.print(peers_view(reply))
+    text = console.export_text()
+    assert "this node teaches 12D3KooW" in text and "7 requests answered" in text

@@ -110,7 +110,7 @@ class StatusReply(_message.Message):
     def __init__(self, node: _Optional[_Union[NodeSummary, _Mapping]] = ..., swarm_id: _Optional[str] = ..., tokenizer: _Optional[str] = ..., policy_version: _Optional[int] = ..., paused: _Optional[bool] = ..., uptime_seconds: _Optional[float] = ..., rewards: _Optional[_Iterable[float]] = ..., reward_recent: _Optional[float] = ..., reward_before: _Optional[float] = ..., steps_per_second: _Optional[float] = ..., tokens_per_second: _Optional[float] = ..., peers_connected: _Optional[int] = ..., tasks_queued: _Optional[int] = ..., last_step_json: _Optional[str] = ..., counters: _Optional[_Mapping[str, int]] = ..., transport: _Optional[_Mapping[str, int]] = ..., extra: _Optional[_Mapping[str, str]] = ..., software_version: _Optional[str] = ...) -> None: ...
 
 class PeerInfo(_message.Message):
-    __slots__ = ("peer_id", "name", "has_card", "model", "roles", "policy_version", "software_version", "addrs", "last_seen_seconds_ago", "first_seen_seconds_ago", "admitted", "dropped", "pool_groups", "connected", "trained", "reputation", "ignored", "failed_checks")
+    __slots__ = ("peer_id", "name", "has_card", "model", "roles", "policy_version", "software_version", "addrs", "last_seen_seconds_ago", "first_seen_seconds_ago", "admitted", "dropped", "pool_groups", "connected", "trained", "reputation", "ignored", "failed_checks", "distill_served", "distill_received")
     class DroppedEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -143,6 +143,8 @@ class PeerInfo(_message.Message):
     REPUTATION_FIELD_NUMBER: _ClassVar[int]
     IGNORED_FIELD_NUMBER: _ClassVar[int]
     FAILED_CHECKS_FIELD_NUMBER: _ClassVar[int]
+    DISTILL_SERVED_FIELD_NUMBER: _ClassVar[int]
+    DISTILL_RECEIVED_FIELD_NUMBER: _ClassVar[int]
     peer_id: str
     name: str
     has_card: bool
@@ -161,7 +163,9 @@ class PeerInfo(_message.Message):
     reputation: float
     ignored: bool
     failed_checks: _containers.ScalarMap[str, int]
-    def __init__(self, peer_id: _Optional[str] = ..., name: _Optional[str] = ..., has_card: _Optional[bool] = ..., model: _Optional[str] = ..., roles: _Optional[_Iterable[str]] = ..., policy_version: _Optional[int] = ..., software_version: _Optional[str] = ..., addrs: _Optional[_Iterable[str]] = ..., last_seen_seconds_ago: _Optional[float] = ..., first_seen_seconds_ago: _Optional[float] = ..., admitted: _Optional[int] = ..., dropped: _Optional[_Mapping[str, int]] = ..., pool_groups: _Optional[int] = ..., connected: _Optional[bool] = ..., trained: _Optional[int] = ..., reputation: _Optional[float] = ..., ignored: _Optional[bool] = ..., failed_checks: _Optional[_Mapping[str, int]] = ...) -> None: ...
+    distill_served: int
+    distill_received: int
+    def __init__(self, peer_id: _Optional[str] = ..., name: _Optional[str] = ..., has_card: _Optional[bool] = ..., model: _Optional[str] = ..., roles: _Optional[_Iterable[str]] = ..., policy_version: _Optional[int] = ..., software_version: _Optional[str] = ..., addrs: _Optional[_Iterable[str]] = ..., last_seen_seconds_ago: _Optional[float] = ..., first_seen_seconds_ago: _Optional[float] = ..., admitted: _Optional[int] = ..., dropped: _Optional[_Mapping[str, int]] = ..., pool_groups: _Optional[int] = ..., connected: _Optional[bool] = ..., trained: _Optional[int] = ..., reputation: _Optional[float] = ..., ignored: _Optional[bool] = ..., failed_checks: _Optional[_Mapping[str, int]] = ..., distill_served: _Optional[int] = ..., distill_received: _Optional[int] = ...) -> None: ...
 
 class PeersReply(_message.Message):
     __slots__ = ("peers", "connected", "refused")
