@@ -366,6 +366,38 @@ class GuardConfig(_Section):
         description="Weight a peer's groups by its reputation when the J external groups are "
         "chosen.",
     )
+    plausibility: bool = Field(
+        default=True,
+        description="Score chosen external completions under the local policy and drop a "
+        "group ('implausible') whose completions are far more surprising than this node's own "
+        "samples: catches junk or corrupted reasoning around right answers "
+        "(node/plausibility.py). Language-model brains only (the simulator's stub has no "
+        "policy to score with).",
+    )
+    plausibility_excess_nats: float = Field(
+        default=20.0,
+        gt=0.0,
+        description="A completion is implausible above this excess surprise (sum over its "
+        "tokens of -log p minus the policy's entropy, in nats) ...",
+    )
+    plausibility_sigmas: float = Field(
+        default=4.0,
+        gt=0.0,
+        description="... and above the running mean of this node's own completions' excess "
+        "surprise plus this many standard deviations.",
+    )
+    plausibility_group_share: float = Field(
+        default=0.25,
+        gt=0.0,
+        le=1.0,
+        description="Drop a group when at least this share of its completions is implausible "
+        "(an honest group may hold one odd sample).",
+    )
+    plausibility_min_samples: int = Field(
+        default=16,
+        ge=1,
+        description="Own completions scored before the check starts judging.",
+    )
 
 
 class SelfPlayConfig(_Section):

@@ -75,6 +75,11 @@ class Admission:
         node.metrics.count(f"admitted:{env.kind}")
         return None
 
+    def drop_later(self, peer_id: str, reason: str) -> None:
+        """A group admitted earlier failed a check made when it was chosen (plausibility):
+        counted and charged to its sender like any drop at the door."""
+        self._drop(peer_id, reason, "failed when chosen for training")
+
     def _drop(self, peer_id: str, reason: str, detail: str, count_peer: bool = True) -> str:
         node = self.node
         node.metrics.count(f"dropped:{reason}")

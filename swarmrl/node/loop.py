@@ -23,6 +23,7 @@ from swarmrl.node.guard import Guard
 from swarmrl.node.inbox import ControlInbox
 from swarmrl.node.metrics import Metrics
 from swarmrl.node.peers import PeerTable
+from swarmrl.node.plausibility import Plausibility
 from swarmrl.node.runtime import Runtime
 from swarmrl.node.student import DistillClient
 from swarmrl.node.teacher import TeacherService
@@ -38,7 +39,14 @@ from swarmrl.selfplay.agent import SelfPlay
 from swarmrl.tasks import TaskSampler, format_prompt, materialize, verify
 from swarmrl.training.brain import Brain, RolloutRequest, ScoredGroup, TrainStats
 from swarmrl.training.checkpoint_files import latest_checkpoint, tuplify
-from swarmrl.training.sapo import Rescorer, SkillTracker, SwarmPool, select_external, to_wire
+from swarmrl.training.sapo import (
+    PoolEntry,
+    Rescorer,
+    SkillTracker,
+    SwarmPool,
+    select_external,
+    to_wire,
+)
 
 log = logging.getLogger("swarmrl.node")
 
@@ -82,6 +90,7 @@ class Node:
         self.peers = PeerTable()
         self.metrics = Metrics(out_dir / "metrics.jsonl" if out_dir else None)
         self.guard = Guard(cfg.guard)
+        self.plausibility = Plausibility(cfg.guard)
         self.admission = Admission(self)
         self.rng = random.Random(cfg.seed * 7919 + 17)
         self.step = 0
@@ -136,6 +145,7 @@ class Node:
         )
         chosen = [e for e in chosen if self.selfplay.trainable_task(e.group.task)]
         external = [self.rescorer.rescore(e) for e in chosen]
+        chosen, external = await self._plausible(local, chosen, external)
         batch = self.selfplay.trainable(local) + external + self.selfplay.creator_groups()
         stats = await self.runtime.run(
             lambda: self.brain.train(batch), lambda s: s.tokens
@@ -184,6 +194,29 @@ class Node:
             )
         self.selfplay.observe_local(groups)
         return groups
+
+    async def _plausible(
+        self, local: list[ScoredGroup], chosen: list[PoolEntry], external: list[ScoredGroup]
+    ) -> tuple[list[PoolEntry], list[ScoredGroup]]:
+        """The guard's plausibility check of the chosen external groups (node/plausibility.py)."""
+        if not external or not self.plausibility.enabled(self.brain):
+            return chosen, external
+        own = Plausibility.reference(local)
+        brain: Any = self.brain
+        scores = await self.runtime.run(
+            lambda: brain.plausibility(own + external),
+            # a forward pass over the completions: about one token per byte of text
+            lambda out: sum(len(c.text) for g in own + external for c in g.completions),
+        )
+        verdicts = self.plausibility.judge(scores[: len(own)], scores[len(own):])
+        kept: list[tuple[PoolEntry, ScoredGroup]] = []
+        for entry, group, ok in zip(chosen, external, verdicts, strict=True):
+            if ok:
+                kept.append((entry, group))
+            else:
+                self.admission.drop_later(entry.sender, "implausible")
+                self.pool.discard(entry, "implausible")
+        return [e for e, _ in kept], [g for _, g in kept]
 
     def _peer_weight(self, sender: str) -> float:
         return self.guard.weight(sender, self.runtime.now())

@@ -13,6 +13,7 @@ from swarmrl.training.brain import Completion, RolloutRequest, ScoredGroup, Trai
 from swarmrl.training.distill_loss import score_tokens
 from swarmrl.training.learner import Group, Learner, seed_everything
 from swarmrl.training.policy import Policy, load_policy
+from swarmrl.training.surprise import excess_surprise
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -81,12 +82,15 @@ class LMBrain:
             },
         )
 
+    def _completion_ids(self, c: Completion) -> list[int]:
+        """Our own sample's ids, or swarm text re-tokenized (EOS only if it ended by itself)."""
+        if c.token_ids is not None:
+            return c.token_ids
+        return self.policy.retokenize(c.text, ended=not c.truncated)
+
     def _to_ids(self, g: ScoredGroup) -> Group:
         """Local completions keep their sampled ids; swarm text is re-tokenized with ours."""
-        comps = [
-            c.token_ids if c.token_ids is not None else self.policy.retokenize(c.text)
-            for c in g.completions
-        ]
+        comps = [self._completion_ids(c) for c in g.completions]
         return Group(
             self.policy.encode(g.prompt),
             comps,
@@ -103,6 +107,22 @@ class LMBrain:
     @property
     def vocab_size(self) -> int:
         return int(self.policy.model.get_input_embeddings().num_embeddings)
+
+    @_locked
+    def plausibility(self, groups: list[ScoredGroup]) -> list[list[float]]:
+        """The guard's check: each completion's excess surprise under this policy (nats;
+        training/surprise.py)."""
+        rows = []
+        for g in groups:
+            prompt = self.policy.encode(g.prompt)
+            rows += [(prompt, self._completion_ids(c) or [self.policy.eos_id])
+                     for c in g.completions]
+        scores = excess_surprise(self.policy, rows)
+        out, i = [], 0
+        for g in groups:
+            out.append(scores[i : i + len(g.completions)])
+            i += len(g.completions)
+        return out
 
     @_locked
     def score_tokens(self, rows: list[tuple[list[int], list[int]]]) -> list[list[float]]:

@@ -113,6 +113,11 @@ class SwarmPool:
             if e.uses >= self.cfg.max_uses and e.content_id in self.entries:
                 self._evict(e.content_id, "used")
 
+    def discard(self, entry: PoolEntry, reason: str) -> None:
+        """Take an entry out of the pool before its time (it failed a check when chosen)."""
+        if entry.content_id in self.entries:
+            self._evict(entry.content_id, reason)
+
     def peer_counts(self) -> dict[str, int]:
         return {p: len(c) for p, c in self.by_peer.items() if c}
 
@@ -163,7 +168,11 @@ class Rescorer:
             problem = self.problem(group)
             prompt = format_prompt(problem, self.prompt_style)
             rewards = [self.score_wire(problem, t) for t in group.completions]
-            comps = [Completion(text=from_wire(prompt, t)) for t in group.completions]
+            limit = group.sampler.max_new_tokens
+            comps = [
+                Completion(text=c, truncated=_hit_limit(c, limit))
+                for c in (from_wire(prompt, t) for t in group.completions)
+            ]
             entry.scored = ScoredGroup(
                 prompt=prompt,
                 completions=comps,
@@ -174,6 +183,14 @@ class Rescorer:
                 answer=problem.answer,
             )
         return entry.scored
+
+
+def _hit_limit(text: str, max_new_tokens: int) -> bool:
+    """Did the sender's sampler cut this completion at its token limit? The wire carries text,
+    not tokens; every token is at least one byte, so text shorter than the limit in bytes
+    surely ended by itself. Longer text is taken as cut (no end-of-text is trained after it):
+    exact for byte-level tokenizers, cautious for others."""
+    return max_new_tokens > 0 and len(text.encode("utf-8")) >= max_new_tokens
 
 
 class SkillTracker:
