@@ -322,7 +322,9 @@ def _serve_until_interrupted(handle: Any) -> None:
 
 @sim_app.command("experiment")
 def sim_experiment(
-    name: Annotated[str, typer.Argument(help="Experiment: 'sapo', 'selfplay', 'distill' or 'guard'.")],
+    name: Annotated[
+        str, typer.Argument(help="Experiment: 'sapo', 'selfplay', 'distill' or 'guard'.")
+    ],
     out: Annotated[Path, typer.Option("--out", help="Output directory.")] = Path("runs/experiment"),
     seeds: Annotated[int, typer.Option(help="Seeds per configuration.")] = 3,
     steps: Annotated[int | None, typer.Option(help="Steps per node.")] = None,

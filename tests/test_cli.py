@@ -173,3 +173,12 @@ def test_sim_with_a_bad_scenario_is_one_line(tmp_path: Path) -> None:
     assert result.exit_code != 0
     lines = error_lines(result)
     assert len(lines) == 1 and "steps" in lines[0]
+
+
+def test_an_unknown_experiment_is_one_line_listing_the_known_ones() -> None:
+    result = runner.invoke(app, ["sim", "experiment", "nope"])
+    assert result.exit_code == 2
+    line = result.stderr.strip()
+    assert "unknown experiment 'nope'" in line and "\n" not in line
+    for name in ("distill", "guard", "sapo", "selfplay"):
+        assert name in line

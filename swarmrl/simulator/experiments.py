@@ -18,6 +18,7 @@ from typing import Any
 from rich.console import Console
 
 from swarmrl.simulator.exp_distill import run_distill
+from swarmrl.simulator.exp_guard import run_guard
 from swarmrl.simulator.exp_selfplay import run_selfplay
 from swarmrl.simulator.report import node_rows, write_json_atomic
 from swarmrl.simulator.runner import run_scenario
@@ -150,16 +151,12 @@ def plot_sapo(results: dict[str, list[dict[str, Any]]], path: Path) -> None:
     plt.close(fig)
 
 
-def _run_guard(**kw: Any) -> str:
-    from swarmrl.simulator.exp_guard import run_guard
-
-    return run_guard(**kw)
-
-
-EXPERIMENTS: dict[str, Callable[..., str]] = {"sapo": run_sapo, "guard": _run_guard}
-EXPERIMENTS["selfplay"] = run_selfplay  # asymmetric self-play (exp_selfplay.py)
-EXPERIMENTS: dict[str, Callable[..., str]] = {"sapo": run_sapo}
-EXPERIMENTS["distill"] = run_distill  # issue 8: swarmrl/simulator/exp_distill.py
+EXPERIMENTS: dict[str, Callable[..., str]] = {
+    "sapo": run_sapo,
+    "selfplay": run_selfplay,  # asymmetric self-play (exp_selfplay.py)
+    "distill": run_distill,  # on-policy distillation (exp_distill.py)
+    "guard": run_guard,  # adversarial peers, guard on / off (exp_guard.py)
+}
 
 
 def load_results(path: Path) -> dict[str, Any]:
