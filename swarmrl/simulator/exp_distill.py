@@ -18,7 +18,7 @@ from typing import Any
 
 from rich.console import Console
 
-from swarmrl.simulator.report import node_rows, smooth, write_json_atomic
+from swarmrl.simulator.report import finish_figure, node_rows, smooth, write_json_atomic
 from swarmrl.simulator.runner import SimResult, run_scenario
 from swarmrl.simulator.scenario import Scenario, load_scenario
 
@@ -202,9 +202,4 @@ def plot_distill(results: dict[str, list[dict[str, Any]]], path: Path) -> None:
             title="Reward on own rollouts", ylim=(0, 1))
     ax2.set(xlabel="step", ylabel="log p_student - log p_teacher per token",
             title="Reverse KL to the teacher (on the students' samples)")
-    for ax in (ax1, ax2):
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    finish_figure(fig, (ax1, ax2), path)

@@ -15,7 +15,6 @@ virtual time: for stub solvers the skill logit, whose units are the difficulty's
 from __future__ import annotations
 
 import copy
-import json
 import statistics
 from pathlib import Path
 from typing import Any
@@ -26,7 +25,7 @@ from swarmrl.config import NodeConfig
 from swarmrl.selfplay.evaluate import evaluate as evaluate_brain
 from swarmrl.selfplay.evaluate import heldout_sets
 from swarmrl.selfplay.parametric import build_arms
-from swarmrl.simulator.report import node_rows, write_json_atomic
+from swarmrl.simulator.report import finish_figure, node_rows, write_json_atomic
 from swarmrl.simulator.runner import SimResult, make_brain, run_scenario
 from swarmrl.simulator.scenario import NodeSpec, Scenario, load_scenario
 from swarmrl.simulator.stub import StubBrain, text_difficulty
@@ -223,13 +222,5 @@ def plot_selfplay(results: dict[str, list[dict[str, Any]]], path: Path) -> None:
     ax2.set_xticks([i + width * (len(results) - 1) / 2 for i in range(len(levels))], levels)
     ax2.set(xlabel="held-out level (digits per operand)", ylabel="accuracy",
             title="Held-out accuracy at the end")
-    for ax in (ax1, ax2):
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    finish_figure(fig, (ax1, ax2), path)
 
-
-def load_results(path: Path) -> dict[str, Any]:
-    return json.loads(path.read_text())

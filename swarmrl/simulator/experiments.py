@@ -20,7 +20,7 @@ from rich.console import Console
 from swarmrl.simulator.exp_distill import run_distill
 from swarmrl.simulator.exp_guard import run_guard
 from swarmrl.simulator.exp_selfplay import run_selfplay
-from swarmrl.simulator.report import node_rows, write_json_atomic
+from swarmrl.simulator.report import finish_figure, node_rows, write_json_atomic
 from swarmrl.simulator.runner import run_scenario
 from swarmrl.simulator.scenario import Scenario, load_scenario
 
@@ -143,12 +143,7 @@ def plot_sapo(results: dict[str, list[dict[str, Any]]], path: Path) -> None:
     ax1.set(xlabel="round", ylabel="swarm mean reward (moving avg 10)", title="Reward")
     ax2.set(xlabel="round", ylabel="cumulative reward / 8-0", title="Ratio to silo")
     ax2.axhline(1.0, color="gray", lw=0.8)
-    for ax in (ax1, ax2):
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    finish_figure(fig, (ax1, ax2), path)
 
 
 EXPERIMENTS: dict[str, Callable[..., str]] = {

@@ -125,6 +125,18 @@ def _save(fig: Any, path: Path) -> Path:
     return path
 
 
+def finish_figure(fig: Any, axes: Any, path: Path) -> Path:
+    """The experiments' plots: grid and legend on every axis, saved atomically, closed."""
+    import matplotlib.pyplot as plt
+
+    for ax in axes:
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    _save(fig, path)
+    plt.close(fig)
+    return path
+
+
 def write_report(result: SimResult, out_dir: Path, wall_seconds: float) -> dict[str, Any]:
     """summary.json, the plots and report.md in out_dir; returns the summary."""
     summary = summarize(result, wall_seconds)
