@@ -76,6 +76,6 @@ class Plausibility:
         return verdicts
 
     @staticmethod
-    def reference(local: list[ScoredGroup], k: int = 2) -> list[ScoredGroup]:
+    def reference(local: list[ScoredGroup], k: int = 1) -> list[ScoredGroup]:
         """A few of the node's own groups to score beside the external ones."""
         return [g for g in local if g.local][:k]

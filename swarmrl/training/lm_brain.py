@@ -117,7 +117,7 @@ class LMBrain:
             prompt = self.policy.encode(g.prompt)
             rows += [(prompt, self._completion_ids(c) or [self.policy.eos_id])
                      for c in g.completions]
-        scores = excess_surprise(self.policy, rows)
+        scores = excess_surprise(self.policy, rows, self.learner.autocast)
         out, i = [], 0
         for g in groups:
             out.append(scores[i : i + len(g.completions)])

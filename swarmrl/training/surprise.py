@@ -20,10 +20,13 @@ import torch
 
 from swarmrl.kernels import token_logprobs
 from swarmrl.training.policy import _pack
+from swarmrl.training.precision import autocast
 
 
 @torch.no_grad()
-def excess_surprise(policy: Any, rows: list[tuple[list[int], list[int]]]) -> list[float]:
+def excess_surprise(
+    policy: Any, rows: list[tuple[list[int], list[int]]], bf16: bool = False
+) -> list[float]:
     """Sum over each (prompt ids, completion ids) row's tokens of -log p(token) - H(position).
 
     A sum, not a mean: a few junk tokens where the policy is sure cost as much however long the
@@ -38,8 +41,9 @@ def excess_surprise(policy: Any, rows: list[tuple[list[int], list[int]]]) -> lis
         ids, mask, P = _pack([p for p, _ in rows], [c for _, c in rows], policy.pad_id, device)
         L = ids.shape[1] - P
         pos = (mask.cumsum(-1) - 1).clamp(min=0)
-        logits = model(input_ids=ids, attention_mask=mask, position_ids=pos, use_cache=False,
-                       logits_to_keep=L + 1).logits
+        with autocast(bf16, device, ids.shape[1]):  # as the learner runs (grpo.autocast)
+            logits = model(input_ids=ids, attention_mask=mask, position_ids=pos,
+                           use_cache=False, logits_to_keep=L + 1).logits
         logp, entropy = token_logprobs(logits[:, :-1].float(), ids[:, P:], with_entropy=True)
     finally:
         model.train(was_training)

@@ -46,6 +46,7 @@ def test_junk_and_corrupted_reasoning_are_caught_by_a_real_policy(tmp_path) -> N
         tasks={"families": {"arith": 1.0}, "pool_size": 8,
                "family_params": {"arith": {"ops": "+", "max_digits": 1}}},
         sapo={"local": 2, "external": 3},
+        guard={"plausibility_min_samples": 8},  # one own group of 8 is reference enough here
     )
     node = Node(cfg, LMBrain.from_config(cfg, progress=False), OfflineTransport(), ident(1),
                 FixedRuntime())
@@ -65,7 +66,6 @@ def test_junk_and_corrupted_reasoning_are_caught_by_a_real_policy(tmp_path) -> N
 
     async def step():
         local = await node._rollout_local()
-        local += await node._rollout_local()  # 32 own completions: enough to judge
         return await node._plausible(local, chosen, external)
 
     kept_entries, kept = trio.run(step)
