@@ -394,9 +394,10 @@ class GuardConfig(_Section):
         "(an honest group may hold one odd sample).",
     )
     plausibility_min_samples: int = Field(
-        default=16,
+        default=8,
         ge=1,
-        description="Own completions scored before the check starts judging.",
+        description="Own completions scored before the check starts judging (one own group "
+        "is scored with every check, so 8 = G judges from the first step).",
     )
 
 
