@@ -15,6 +15,9 @@ from swarmrl.training.learner import Group, Learner, seed_everything
 from swarmrl.training.policy import Policy, load_policy
 from swarmrl.training.surprise import excess_surprise
 
+LOST_BYTES = "\ufffd"
+"""The replacement character: what decoding leaves where sampled bytes were not UTF-8."""
+
 F = TypeVar("F", bound=Callable[..., Any])
 
 
@@ -88,6 +91,14 @@ class LMBrain:
             return c.token_ids
         return self.policy.retokenize(c.text, ended=not c.truncated)
 
+    def _scored_ids(self, c: Completion) -> list[int]:
+        """What the plausibility check scores. A sampled byte that was not UTF-8 reaches peers
+        as U+FFFD, whose three bytes no model writes: the lost bytes are left out (and with them
+        any an adversary adds to hide junk), the text around them is scored."""
+        if c.token_ids is not None or LOST_BYTES not in c.text:
+            return self._completion_ids(c)
+        return self.policy.retokenize(c.text.replace(LOST_BYTES, ""), ended=not c.truncated)
+
     def _to_ids(self, g: ScoredGroup) -> Group:
         """Local completions keep their sampled ids; swarm text is re-tokenized with ours."""
         comps = [self._completion_ids(c) for c in g.completions]
@@ -115,7 +126,7 @@ class LMBrain:
         rows = []
         for g in groups:
             prompt = self.policy.encode(g.prompt)
-            rows += [(prompt, self._completion_ids(c) or [self.policy.eos_id])
+            rows += [(prompt, self._scored_ids(c) or [self.policy.eos_id])
                      for c in g.completions]
         scores = excess_surprise(self.policy, rows, self.learner.autocast)
         out, i = [], 0

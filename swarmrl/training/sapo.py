@@ -39,10 +39,6 @@ def from_wire(prompt: str, text: str) -> str:
     return text
 
 
-LOST_BYTES = "\ufffd"
-"""The replacement character: what decoding leaves where a sampled byte sequence was not UTF-8."""
-
-
 @dataclass
 class PoolEntry:
     group: RolloutGroup
@@ -171,9 +167,7 @@ class Rescorer:
             group = entry.group
             problem = self.problem(group)
             prompt = format_prompt(problem, self.prompt_style)
-            # Text holding U+FFFD lost bytes on the way (a sampled byte that was not UTF-8):
-            # it cannot be re-tokenized into what the sender wrote, so it is not trained on.
-            texts = [t for t in group.completions if LOST_BYTES not in t]
+            texts = group.completions
             rewards = [self.score_wire(problem, t) for t in texts]
             limit = group.sampler.max_new_tokens
             comps = [

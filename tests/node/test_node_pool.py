@@ -209,16 +209,3 @@ def test_random_traffic_keeps_every_invariant(
                 assert (cid in pool.entries) == (u < max_uses)
         check_invariants(pool)
 
-
-def test_swarm_text_that_lost_bytes_is_not_trained_on() -> None:
-    """A sampled byte that was not UTF-8 reaches peers as U+FFFD: that completion cannot be
-    re-tokenized into what its sender wrote, so re-scoring leaves it out of the group."""
-    from _node_helpers import group, problem
-
-    from swarmrl.training.sapo import PoolEntry, Rescorer
-
-    ans = problem(1).answer
-    texts = [f"<answer>{ans}</answer>", "<answer>1\ufffd</answer>", "<answer>0</answer>"]
-    scored = Rescorer("short", 0.0).rescore(PoolEntry(group(1, completions=texts), "p", "c", 0))
-    assert [c.text for c in scored.completions] == [f"{ans}</answer>", "0</answer>"]
-    assert scored.rewards == [1.0, 0.0] and scored.has_signal

@@ -54,8 +54,10 @@ def test_junk_and_corrupted_reasoning_are_caught_by_a_real_policy(tmp_path) -> N
         node.peers.touch(who.peer_id, 0.0)
     ans = [problem(i).answer for i in range(3)]
     texts = {
-        HONEST: [f"<answer>{ans[0]}</answer>", f"<answer>{int(ans[0]) + 1}</answer>"],
-        JUNK: [f"<answer>{ans[1]}</answer> qzxj#@%&~^ zq~#", f"<answer>{ans[1]}1</answer>"],
+        # U+FFFD: bytes lost on the wire (a sampled byte that was not UTF-8) are not held
+        # against honest text, and do not hide junk either.
+        HONEST: [f"<answer>{ans[0]}</answer>", f"<answer>{int(ans[0]) + 1}\ufffd</answer>"],
+        JUNK: [f"<answer>{ans[1]}</answer>\ufffd qzxj#@%&~^ zq~#", f"<answer>{ans[1]}1</answer>"],
         CORRUPT: [f"xq#~@z%j&q^ so <answer>{ans[2]}</answer>", f"<answer>{ans[2]}3</answer>"],
     }
     for i, who in enumerate((HONEST, JUNK, CORRUPT)):
