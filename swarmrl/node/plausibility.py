@@ -72,7 +72,7 @@ class Plausibility:
         verdicts = []
         for group in external:
             bad = sum(not (math.isfinite(x) and x <= high) for x in group)
-            verdicts.append(bad < share * len(group) or bad == 0)
+            verdicts.append(bad < share * len(group))
         return verdicts
 
     @staticmethod

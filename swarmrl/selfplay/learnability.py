@@ -11,7 +11,7 @@ Plain Python, no torch.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from typing import Literal
 
 Kind = Literal["p(1-p)", "1-p"]
@@ -67,16 +67,3 @@ def proposal_reward(
     if attempts <= 0:
         return 0.0
     return learnability(p, attempts, kind) - penalty * duplicate_fraction
-
-
-def group_duplicate_fractions(texts: Sequence[str | None], threshold: float) -> list[float]:
-    """For each text, the fraction of the *other* texts of the group it nearly duplicates
-    (``None`` entries, e.g. unparsable generations, neither count nor are counted)."""
-    out = []
-    for i, t in enumerate(texts):
-        if t is None:
-            out.append(0.0)
-            continue
-        rest = [o for j, o in enumerate(texts) if j != i and o is not None]
-        out.append(near_duplicate_fraction(t, rest, threshold))
-    return out

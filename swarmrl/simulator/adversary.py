@@ -26,19 +26,13 @@ from swarmrl.node.loop import Node
 from swarmrl.protocol import encode, seal
 from swarmrl.protocol.codec import _signing_bytes
 from swarmrl.protocol.messages import FreeFormTask, RolloutGroup, SamplerInfo
+from swarmrl.simulator.stub import wrong_answer
 from swarmrl.training.brain import ScoredGroup
 
 KINDS = ("liar", "forger", "junk", "corrupt", "flood", "impersonator")
 
 POISON_IDS: set[str] = set()
 """Content ids of every poisoned group published in this process (simulations only)."""
-
-
-def _wrong(answer: str, rng: random.Random) -> str:
-    try:
-        return str(int(answer) + rng.choice([-3, -1, 1, 7]))
-    except ValueError:
-        return answer[::-1] + "0"
 
 
 def _junk(rng: random.Random, n: int) -> str:
@@ -59,17 +53,17 @@ class AdversaryNode(Node):
         rng, ans, n = self.poison_rng, g.answer, len(g.completions)
         task: Any = g.task
         if self.kind == "forger":
-            forged = _wrong(ans, rng)
+            forged = wrong_answer(ans, rng)
             task = FreeFormTask(prompt=g.prompt[-1000:], reference_answer=forged)
             texts = [f"<answer>{forged}</answer>"] * (n - 1) + [f"<answer>{ans}</answer>"]
         elif self.kind == "junk":
             texts = [f"<answer>{ans}</answer> {_junk(rng, 40)}" for _ in range(n // 2)]
-            texts += [f"<answer>{_wrong(ans, rng)}</answer>" for _ in range(n - n // 2)]
+            texts += [f"<answer>{wrong_answer(ans, rng)}</answer>" for _ in range(n - n // 2)]
         elif self.kind == "corrupt":
             texts = [f"{_junk(rng, 60)} so <answer>{ans}</answer>" for _ in range(n // 2)]
-            texts += [f"<answer>{_wrong(ans, rng)}</answer>" for _ in range(n - n // 2)]
+            texts += [f"<answer>{wrong_answer(ans, rng)}</answer>" for _ in range(n - n // 2)]
         else:  # liar, flood, impersonator: wrong answers claimed right
-            texts = [f"<answer>{_wrong(ans, rng)}</answer>" for _ in range(n)]
+            texts = [f"<answer>{wrong_answer(ans, rng)}</answer>" for _ in range(n)]
         # Junk and corruption ride on right answers: their claims are the truth, so only a
         # check of the text itself (plausibility) can catch them.
         honest_claims = self.kind in ("junk", "corrupt")

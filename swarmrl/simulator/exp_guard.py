@@ -39,7 +39,7 @@ def _arm(base: Scenario, seed: int, kind: str, guard: bool) -> Scenario:
 def measure(res: SimResult) -> dict[str, float]:
     """Honest nodes' cumulative reward and the share of their training that was poison."""
     bad = {sn.node.peer_id for sn in res.nodes if sn.spec.adversary != "none"}
-    honest = [sn for sn in res.nodes if sn is not res.nodes[-1] and sn.spec.name != "other"]
+    honest = [sn for sn in res.nodes if sn.spec is not res.nodes[-1].spec]  # all-honest too
     rows = node_rows(res)
     cumulative = statistics.fmean(sum(r["reward"] for r in rows[sn.cfg.name]) for sn in honest)
     trained = poisoned = 0

@@ -9,7 +9,6 @@ the sum over steps of a node's mean reward on its own fresh rollouts, averaged o
 from __future__ import annotations
 
 import copy
-import json
 import statistics
 from collections.abc import Callable
 from pathlib import Path
@@ -153,6 +152,3 @@ EXPERIMENTS: dict[str, Callable[..., str]] = {
     "guard": run_guard,  # adversarial peers, guard on / off (exp_guard.py)
 }
 
-
-def load_results(path: Path) -> dict[str, Any]:
-    return json.loads(path.read_text())

@@ -87,7 +87,7 @@ class StubBrain:
             p = self.p_right(req.family, req.task_key, req.prompt)
             group = []
             for _ in range(group_size):
-                answer = req.answer if self.rng.random() < p else _wrong(req.answer, self.rng)
+                answer = req.answer if self.rng.random() < p else wrong_answer(req.answer, self.rng)
                 text = (
                     f"{answer}</answer>"
                     if req.prompt.endswith("<answer>")
@@ -141,7 +141,8 @@ class StubBrain:
         return state["extra"]
 
 
-def _wrong(answer: str, rng: random.Random) -> str:
+def wrong_answer(answer: str, rng: random.Random) -> str:
+    """A plausible wrong answer (a nearby number, or a garbled string)."""
     try:
         return str(int(answer) + rng.choice([-2, -1, 1, 2, 10]))
     except ValueError:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import pytest
 
 from swarmrl.selfplay.learnability import (
-    group_duplicate_fractions,
     learnability,
     max_learnability,
     near_duplicate_fraction,
@@ -55,8 +54,3 @@ def test_diversity_penalty_lowers_the_reward_of_near_duplicates() -> None:
     fresh = proposal_reward(0.5, 8, 0.0, penalty=0.3)
     copied = proposal_reward(0.5, 8, dup, penalty=0.3)
     assert fresh == pytest.approx(0.25) and copied == pytest.approx(0.25 - 0.2)
-
-
-def test_group_duplicates_skip_unparsed_entries() -> None:
-    fr = group_duplicate_fractions(["1 + 1 =", None, "1 + 1 =", "9 - 4 ="], 0.9)
-    assert fr == [pytest.approx(0.5), 0.0, pytest.approx(0.5), 0.0]
