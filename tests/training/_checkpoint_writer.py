@@ -27,7 +27,7 @@ def writer(step: int):
 
 def main(root: str, start: int) -> None:
     last = latest_checkpoint(root)
-    step = int(last.name.split("-")[1]) if last else start
+    step = int(last.name.rsplit("-", 1)[1]) if last else start
     while True:
         write_step_dir(root, step, writer(step), keep=1)
         if step % 3:  # every third step is written twice

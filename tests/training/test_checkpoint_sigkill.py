@@ -26,7 +26,7 @@ def _start(root: Path, start: int) -> subprocess.Popen:
 
 def _check_whole(path: Path) -> int:
     """Every file of the checkpoint holds its own step's bytes: nothing torn, nothing mixed."""
-    step = int(path.name.split("-")[1])
+    step = int(path.name.rsplit("-", 1)[1])  # step-N, or a swapped-out .tmp-PID-old-step-N
     for name in ("weights.bin", "optimizer.bin", "extra.bin"):
         data = (path / name).read_bytes()
         assert len(data) == 4 << 20, (path, name, len(data))
