@@ -101,7 +101,10 @@ class GenerationConfig(_Section):
     backend: Literal["fast", "hf", "vllm"] = Field(
         default="fast",
         description="'fast': swarmrl's own KV-cached sampling loop (one prefill per prompt, "
-        "finished rows leave the batch; fastest on CPU); 'hf': transformers generate; 'vllm'.",
+        "finished rows leave the batch; fastest on CPU); 'hf': transformers generate; 'vllm': "
+        "a vLLM engine in the node's process on the policy's GPU, refreshed with the policy's "
+        "weights after each update (extra swarmrl[gpu]; falls back to 'hf' with a log line "
+        "when vLLM is missing or the policy is not on CUDA).",
     )
     decode: Literal["auto", "lean", "lean-bf16", "model"] = Field(
         default="auto",
@@ -123,6 +126,25 @@ class GenerationConfig(_Section):
     )
     top_p: float = Field(
         default=1.0, gt=0.0, le=1.0, description="Nucleus sampling mass (1 = off)."
+    )
+    vllm_gpu_memory_utilization: float = Field(
+        default=0.3,
+        gt=0.0,
+        lt=1.0,
+        description="'vllm' only: share of the GPU's memory the engine may take (weights and KV "
+        "cache); the rest is the trainer's (TRL's colocate default).",
+    )
+    vllm_max_lag: int = Field(
+        default=0,
+        ge=0,
+        le=64,
+        description="'vllm' only: how many policy versions the engine's weights may trail before "
+        "they are refreshed (0: after every update). A lag trades refresh time for off-policy "
+        "samples, which grpo.tis_cap corrects.",
+    )
+    vllm_enforce_eager: bool = Field(
+        default=False,
+        description="'vllm' only: no CUDA graphs (starts faster, decodes slower).",
     )
 
 
@@ -165,6 +187,17 @@ class GRPOConfig(_Section):
     )
     drop_zero_advantage: bool = Field(
         default=True, description="Skip groups whose advantages are all zero (no signal)."
+    )
+    tis_cap: float = Field(
+        default=2.0,
+        ge=0.0,
+        le=100.0,
+        description="Truncated importance sampling (Yao et al. 2025, verl's default cap): each "
+        "token of the node's own samples is weighted by min(pi_trainer(t) / pi_sampler(t), cap), "
+        "with pi_sampler the sampling engine's own log-prob of the token. Corrects what differs "
+        "between what sampled and what trains: vLLM's or the 'lean-bf16' step's kernels and "
+        "precision, and weights that lag the policy (generation.vllm_max_lag). 0 = off. Swarm "
+        "completions carry no sampler log-probs and are not re-weighted.",
     )
     autocast: Literal["auto", "bf16", "off"] = Field(
         default="auto",

@@ -23,6 +23,9 @@ class Completion:
     truncated: bool = False
     token_ids: list[int] | None = None  # this brain's own ids (None for foreign text)
     num_tokens: int = 0
+    # The sampling engine's raw log-prob of each of token_ids (truncated importance sampling
+    # weighs by them); never published: peers' text is re-scored, not trusted.
+    sampler_logprobs: list[float] | None = None
 
 
 @dataclass

@@ -17,6 +17,7 @@ state so a resumed run samples the same tokens.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -26,6 +27,8 @@ import torch
 from swarmrl.config import GenerationConfig
 from swarmrl.training.lean_decode import LeanDecoder, LeanQwen2, lean_unsupported
 from swarmrl.training.precision import fast_bf16
+
+log = logging.getLogger(__name__)
 
 # decode = "auto" samples from a bf16 copy of the weights from this size up, where the hardware
 # multiplies bf16 fast: measured on an AVX512-BF16 CPU, tiny-4m (4.3M) generates ~25% faster from
@@ -42,6 +45,10 @@ class Sample:
     cut at ``max_new_tokens`` otherwise. ``text`` is the completion decoded without special tokens.
     ``logprobs`` are the sampler's log-probs of each completion token under the distribution it
     actually sampled from (after temperature and top-p; the raw model for greedy).
+    ``raw_logprobs`` are the same tokens' log-probs under the sampling engine's unprocessed model
+    distribution (temperature 1, no top-p): the quantity the trainer computes with its own
+    kernels, so the gap between the two is the sampler/trainer mismatch that truncated
+    importance sampling corrects (``grpo.tis_cap``). None where the engine gives none.
     """
 
     prompt_ids: list[int]
@@ -49,6 +56,7 @@ class Sample:
     text: str
     truncated: bool
     logprobs: list[float] | None = None
+    raw_logprobs: list[float] | None = None
 
 
 class GenerationBackend(Protocol):
@@ -77,17 +85,22 @@ def top_p_filter(logits: torch.Tensor, top_p: float) -> torch.Tensor:
 
 def sample_tokens(
     logits: torch.Tensor, temperature: float, top_p: float, generator: torch.Generator | None
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Sample one token per row; returns (tokens [B], their log-probs under the sampled dist)."""
-    logits = logits.float()
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Sample one token per row; returns (tokens [B], their log-probs under the sampled
+    distribution, their log-probs under the raw model distribution)."""
+    raw = logits.float()
     if temperature == 0:
-        tokens = logits.argmax(dim=-1)
+        tokens = raw.argmax(dim=-1)
+        processed = raw
     else:
-        logits = top_p_filter(logits / temperature, top_p)
-        probs = logits.softmax(dim=-1)
+        processed = top_p_filter(raw / temperature, top_p)
+        probs = processed.softmax(dim=-1)
         tokens = torch.multinomial(probs, 1, generator=generator).squeeze(-1)
-    logprobs = logits.log_softmax(dim=-1).gather(-1, tokens[:, None]).squeeze(-1)
-    return tokens, logprobs
+    raw_lp = raw.log_softmax(dim=-1).gather(-1, tokens[:, None]).squeeze(-1)
+    if processed is raw or (temperature == 1.0 and top_p >= 1.0):
+        return tokens, raw_lp, raw_lp
+    logprobs = processed.log_softmax(dim=-1).gather(-1, tokens[:, None]).squeeze(-1)
+    return tokens, logprobs, raw_lp
 
 
 def _left_pad(seqs: list[list[int]], pad_id: int, device: torch.device) -> tuple[torch.Tensor, ...]:
@@ -128,11 +141,13 @@ class _Base:
         return ids
 
     def _sample(
-        self, prompt_ids: list[int], tokens: list[int], logprobs: list[float]
+        self, prompt_ids: list[int], tokens: list[int], logprobs: list[float],
+        raw_logprobs: list[float] | None = None,
     ) -> Sample:
         ids, truncated = _cut(tokens, self.eos_id)
         text = self.tokenizer.decode(ids, skip_special_tokens=True)
-        return Sample(prompt_ids, ids, text, truncated, logprobs[: len(ids)])
+        raw = raw_logprobs[: len(ids)] if raw_logprobs is not None else None
+        return Sample(prompt_ids, ids, text, truncated, logprobs[: len(ids)], raw)
 
 
 def resolve_decode(mode: str, model: Any) -> str:
@@ -226,11 +241,14 @@ class FastBackend(_Base):
         rows = torch.arange(len(prompts) * n, device=self.device)  # live row -> original row
         tokens: list[list[int]] = [[] for _ in range(len(prompts) * n)]
         logps: list[list[float]] = [[] for _ in range(len(prompts) * n)]
+        raws: list[list[float]] = [[] for _ in range(len(prompts) * n)]
         for step in range(cfg.max_new_tokens):
-            tok, lp = sample_tokens(logits, cfg.temperature, cfg.top_p, self.generator)
-            for r, t, p in zip(rows.tolist(), tok.tolist(), lp.tolist(), strict=True):
+            tok, lp, raw = sample_tokens(logits, cfg.temperature, cfg.top_p, self.generator)
+            for r, t, p, q in zip(rows.tolist(), tok.tolist(), lp.tolist(), raw.tolist(),
+                                  strict=True):
                 tokens[r].append(t)
                 logps[r].append(p)
+                raws[r].append(q)
             live = tok != self.eos_id
             if step == cfg.max_new_tokens - 1 or not bool(live.any()):
                 break
@@ -239,8 +257,8 @@ class FastBackend(_Base):
                 decoder.select(keep)
                 rows, tok = rows[keep], tok[keep]
             logits = decoder.step(tok)
-        return [[self._sample(prompt_ids[i], tokens[i * n + j], logps[i * n + j])
-                 for j in range(n)] for i in range(len(prompts))]
+        return [[self._sample(prompt_ids[i], tokens[i * n + j], logps[i * n + j],
+                              raws[i * n + j]) for j in range(n)] for i in range(len(prompts))]
 
 
 class HFBackend(_Base):
@@ -266,17 +284,22 @@ class HFBackend(_Base):
             out = self.model.generate(
                 input_ids=ids, attention_mask=mask, max_new_tokens=cfg.max_new_tokens,
                 top_k=None, pad_token_id=self.pad_id,
-                eos_token_id=self.eos_id, output_scores=True, return_dict_in_generate=True,
-                **sampling,
+                eos_token_id=self.eos_id, output_scores=True, output_logits=True,
+                return_dict_in_generate=True, **sampling,
             )
         new = out.sequences[:, ids.shape[1]:]
-        # scores are the processed logits each token was sampled from.
-        steps = torch.stack(out.scores, dim=1).float().log_softmax(dim=-1)
-        logps = steps.gather(-1, new[:, : steps.shape[1], None]).squeeze(-1)
+        # scores are the processed logits each token was sampled from, logits the raw ones.
+        lps = _chosen_logprobs(out.scores, new).tolist()
+        raws = _chosen_logprobs(out.logits, new).tolist()
         rows = new.tolist()
-        lps = logps.tolist()
-        return [[self._sample(prompt_ids[i], rows[i * n + j], lps[i * n + j]) for j in range(n)]
-                for i in range(len(prompts))]
+        return [[self._sample(prompt_ids[i], rows[i * n + j], lps[i * n + j], raws[i * n + j])
+                 for j in range(n)] for i in range(len(prompts))]
+
+
+def _chosen_logprobs(steps: tuple[torch.Tensor, ...], tokens: torch.Tensor) -> torch.Tensor:
+    """Log-softmax of each step's [B, V] logits at the token chosen there: [B, steps]."""
+    lp = torch.stack(steps, dim=1).float().log_softmax(dim=-1)
+    return lp.gather(-1, tokens[:, : lp.shape[1], None]).squeeze(-1)
 
 
 def make_backend(
@@ -288,4 +311,13 @@ def make_backend(
         return FastBackend(model, tokenizer, generator, weights_version)
     if name == "hf":
         return HFBackend(model, tokenizer, generator)
-    raise NotImplementedError(f"generation backend {name!r} is not available in this build")
+    if name == "vllm":
+        from swarmrl.training.vllm_backend import VLLMBackend, vllm_unavailable
+
+        why = vllm_unavailable(model)
+        if why is None:
+            return VLLMBackend(model, tokenizer, generator, weights_version)
+        log.warning("generation.backend = 'vllm' cannot run here: %s. Falling back to "
+                    "transformers generate ('hf').", why)
+        return HFBackend(model, tokenizer, generator)
+    raise ValueError(f"unknown generation backend {name!r} (fast, hf or vllm)")

@@ -61,6 +61,7 @@ def grpo_loss(
     cfg: GRPOConfig,
     ref_logprobs: torch.Tensor | None = None,
     max_tokens: int | None = None,
+    token_weights: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, dict[str, float]]:
     """The clipped GRPO objective, negated (a loss to minimise), and its statistics.
 
@@ -68,6 +69,8 @@ def grpo_loss(
     [B, L] (one per token: distillation).
     ``old_logprobs`` None means one pass on fresh samples: old = logprobs detached, ratio 1.
     ``max_tokens`` is dr_grpo's length normaliser (default L).
+    ``token_weights`` [B, L] (constants, e.g. truncated importance weights) scale each token's
+    loss before aggregation.
 
     per token: -min(ratio * A, clip(ratio, 1 - eps_low, 1 + eps_high) * A) + beta * KL.
     """
@@ -78,6 +81,8 @@ def grpo_loss(
         epsilon_low=cfg.epsilon_low, epsilon_high=cfg.epsilon_high, beta=cfg.beta,
         ref_logprobs=ref_logprobs, kl_estimator=cfg.kl_estimator,
     )
+    if token_weights is not None:
+        per_token = per_token * token_weights.detach().to(per_token.dtype)
     loss = aggregate(per_token, mask, cfg.loss_type, max_tokens or logprobs.shape[-1])
     with torch.no_grad():  # statistics only: ratio and KL again, cheap elementwise
         old = logprobs if old_logprobs is None else old_logprobs
@@ -112,3 +117,30 @@ def _stats(
     if kl is not None:
         stats["kl"] = float((kl * mask).sum() / n)
     return stats
+
+
+@torch.no_grad()
+def truncated_importance_weights(
+    trainer_logprobs: torch.Tensor, sampler_logprobs: torch.Tensor, mask: torch.Tensor, cap: float
+) -> tuple[torch.Tensor, dict[str, float]]:
+    """Per-token min(pi_trainer / pi_sampler, cap) and what they say about the mismatch.
+
+    ``sampler_logprobs`` [B, L] is NaN where the sampler gave none: weight 1 there. The weights
+    are constants of the step (no gradient), as in Yao et al. 2025 and verl's rollout IS.
+    Statistics over the tokens that have sampler log-probs: ``tis_weight_mean``,
+    ``tis_capped_frac`` (weights the cap cut) and ``mismatch_kl``, the k3 estimate of
+    KL(sampler || trainer) on the sampler's own tokens (0 when they agree exactly).
+    """
+    have = ~torch.isnan(sampler_logprobs) & (mask > 0)
+    delta = torch.where(have, trainer_logprobs.float() - sampler_logprobs.float(), 0.0)
+    ratio = torch.exp(delta)
+    weights = torch.where(have, ratio.clamp(max=cap), torch.ones_like(ratio))
+    n = have.sum()
+    if int(n) == 0:
+        return weights, {}
+    k3 = ratio - 1 - delta  # E_sampler[r - 1 - log r] = KL(sampler || trainer), r = p_t / p_s
+    return weights, {
+        "tis_weight_mean": float(weights[have].mean()),
+        "tis_capped_frac": float((ratio[have] > cap).float().mean()),
+        "mismatch_kl": float(k3[have].mean()),
+    }

@@ -29,7 +29,7 @@ from swarmrl.training.checkpoint import (
 )
 from swarmrl.training.distill import TeacherSignal
 from swarmrl.training.distill_loss import distill_advantages
-from swarmrl.training.grpo import group_advantages, grpo_loss
+from swarmrl.training.grpo import group_advantages, grpo_loss, truncated_importance_weights
 from swarmrl.training.policy import Policy, sequence_logprobs
 from swarmrl.training.precision import autocast, use_autocast
 
@@ -45,6 +45,9 @@ class Group:
     rewards: list[float]
     truncated: list[bool] | None = None  # cut by max_new_tokens (None = none were)
     teacher: TeacherSignal | None = None  # a teacher's log-probs: per-token distillation
+    # The sampling engine's raw log-probs of each completion's ids (None where it gave none,
+    # e.g. swarm text): truncated importance sampling's denominators.
+    sampler_logprobs: list[list[float] | None] | None = None
 
 
 @dataclass
@@ -63,6 +66,7 @@ class StepStats:
     policy_version: int = 0
     skipped: bool = False  # nothing to learn from: no update, version unchanged
     distill: dict[str, float] = field(default_factory=dict)  # distill_kl, distill_share, ...
+    tis: dict[str, float] = field(default_factory=dict)  # tis_weight_mean, mismatch_kl, ...
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -103,11 +107,11 @@ class Learner:
         if groups:
             stats.reward_mean = float(np.mean([r for g in groups for r in g.rewards]))
         rows = self._rows(groups, stats)
-        if not any(c and keep for _, c, _, keep, _ in rows):  # no token would carry a gradient
+        if not any(c and keep for _, c, _, keep, _, _ in rows):  # no token would carry a gradient
             stats.skipped = True
             stats.seconds = time.perf_counter() - t0
             return stats
-        prompts, comps, adv, keep, taught = map(list, zip(*rows, strict=True))
+        prompts, comps, adv, keep, taught, sampled = map(list, zip(*rows, strict=True))
         advantages = torch.tensor(adv, dtype=torch.float32, device=self.policy.device)
         keep_t = torch.tensor(keep, dtype=torch.float32, device=self.policy.device)
         seq_len = max(len(p) for p in prompts) + max(len(c) for c in comps)
@@ -117,6 +121,7 @@ class Learner:
             old, ref = self._reference_logprobs(prompts, comps)
         max_tokens = max(self.max_new_tokens or 0, max(len(c) for c in comps))
         clip_fracs = []
+        weights = None
         for it in range(self.cfg.num_iterations):
             with autocast(self.autocast, device, seq_len):  # the loss itself stays fp32
                 logp, mask = self.policy.token_logprobs(prompts, comps)
@@ -125,7 +130,13 @@ class Learner:
             token_adv, stats.distill = distill_advantages(
                 advantages, old if old is not None else logp, taught, mask
             )
-            loss, st = grpo_loss(logp, old, token_adv, mask, self.cfg, ref, max_tokens)
+            if it == 0:  # against the step's fixed old log-probs, so once
+                weights, stats.tis = self._tis_weights(
+                    old if old is not None else logp, sampled, mask
+                )
+            loss, st = grpo_loss(
+                logp, old, token_adv, mask, self.cfg, ref, max_tokens, token_weights=weights
+            )
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
             grad_norm = torch.nn.utils.clip_grad_norm_(
@@ -158,13 +169,29 @@ class Learner:
             stats.groups_trained += 1
             truncated = g.truncated or [False] * len(g.completion_ids)
             weight = g.teacher.grpo_weight if g.teacher is not None else 1.0
-            for i, (comp, a, cut) in enumerate(
-                zip(g.completion_ids, adv.tolist(), truncated, strict=True)
+            sampled = g.sampler_logprobs or [None] * len(g.completion_ids)
+            for i, (comp, a, cut, lp) in enumerate(
+                zip(g.completion_ids, adv.tolist(), truncated, sampled, strict=True)
             ):
                 keep = 0.0 if (cut and self.cfg.mask_truncated) else 1.0
                 row = _teacher_row(g.teacher, i) if taught else None
-                rows.append((g.prompt_ids, comp, a * weight, keep, row))
+                lp = lp if lp is not None and len(lp) == len(comp) else None
+                rows.append((g.prompt_ids, comp, a * weight, keep, row, lp))
         return rows
+
+    def _tis_weights(
+        self, trainer_logprobs: torch.Tensor, sampled: list, mask: torch.Tensor
+    ) -> tuple[torch.Tensor | None, dict[str, float]]:
+        """Truncated importance weights for the rows whose sampler gave log-probs (else None)."""
+        if self.cfg.tis_cap <= 0 or all(s is None for s in sampled):
+            return None, {}
+        table = torch.full_like(trainer_logprobs, float("nan"), dtype=torch.float32)
+        for i, lp in enumerate(sampled):
+            if lp is not None:
+                table[i, : len(lp)] = torch.tensor(lp, dtype=torch.float32)
+        return truncated_importance_weights(
+            trainer_logprobs.detach(), table, mask, self.cfg.tis_cap
+        )
 
     @torch.no_grad()
     def _reference_logprobs(self, prompts: list, comps: list) -> tuple:

@@ -59,7 +59,8 @@ class LMBrain:
         )
         return [
             [
-                Completion(s.text, s.truncated, s.completion_ids, len(s.completion_ids))
+                Completion(s.text, s.truncated, s.completion_ids, len(s.completion_ids),
+                           s.raw_logprobs)
                 for s in group
             ]
             for group in samples
@@ -82,6 +83,7 @@ class LMBrain:
                 "groups_trained": st.groups_trained,
                 "train_seconds": st.seconds,
                 **st.distill,
+                **st.tis,
             },
         )
 
@@ -108,6 +110,7 @@ class LMBrain:
             list(g.rewards),
             [c.truncated for c in g.completions],
             g.teacher,
+            _sampler_logprobs(g),
         )
 
     # --- distillation: what a student sends and what a teacher computes ---------------------
@@ -147,3 +150,9 @@ class LMBrain:
         from swarmrl.training.checkpoint import load_checkpoint
 
         return load_checkpoint(path, self.policy, self.learner.optimizer).extra
+
+
+def _sampler_logprobs(g: ScoredGroup) -> list[list[float] | None] | None:
+    """Each completion's sampler log-probs where this node sampled it with them, else None."""
+    rows = [c.sampler_logprobs if c.token_ids is not None else None for c in g.completions]
+    return rows if any(r is not None for r in rows) else None

@@ -1,0 +1,126 @@
+"""Truncated importance sampling: the sampler's raw log-probs, the weights, and the learner."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from _training_helpers import PROMPTS, random_policy
+
+from swarmrl.config import GenerationConfig, GRPOConfig, NodeConfig
+from swarmrl.training.brain import RolloutRequest, ScoredGroup
+from swarmrl.training.grpo import grpo_loss, truncated_importance_weights
+from swarmrl.training.learner import Group, Learner
+from swarmrl.training.lm_brain import LMBrain
+
+PROMPT = [81, 58, 32, 49, 32, 43, 32, 49, 10, 65, 58]  # "Q: 1 + 1\nA:"
+COMPS = [[50, 256], [51, 256], [52, 53, 54], [50, 60, 256]]
+REWARDS = [1.0, 0.0, 0.0, 1.0]
+
+
+def test_weights_by_hand() -> None:
+    trainer = torch.log(torch.tensor([[0.5, 0.2, 0.3, 0.9]]))
+    sampler = torch.log(torch.tensor([[0.25, 0.4, float("nan"), 0.1]]))
+    mask = torch.tensor([[1.0, 1.0, 1.0, 0.0]])  # the last token is padding
+    w, st = truncated_importance_weights(trainer, sampler, mask, cap=1.5)
+    # ratios 2 (capped to 1.5), 0.5, no sampler value (1), padding (1)
+    assert torch.allclose(w, torch.tensor([[1.5, 0.5, 1.0, 1.0]]))
+    assert st["tis_weight_mean"] == pytest.approx(1.0)
+    assert st["tis_capped_frac"] == pytest.approx(0.5)
+    # k3 of r = 2 and r = 0.5: r - 1 - ln r
+    assert st["mismatch_kl"] == pytest.approx(((1 - math.log(2)) + (-0.5 + math.log(2))) / 2)
+    assert truncated_importance_weights(trainer, sampler * float("nan"), mask, 2.0)[1] == {}
+
+
+def test_loss_scales_per_token() -> None:
+    logp = torch.log(torch.tensor([[0.5, 0.4], [0.3, 0.2]])).requires_grad_()
+    adv, mask = torch.tensor([1.0, -1.0]), torch.ones(2, 2)
+    w = torch.tensor([[2.0, 1.0], [1.0, 0.5]])
+    cfg = GRPOConfig(loss_type="dapo")
+    plain, _ = grpo_loss(logp, None, adv, mask, cfg)
+    weighted, _ = grpo_loss(logp, None, adv, mask, cfg, token_weights=w)
+    # one pass, ratio 1: per-token loss is -A, so dapo = -sum(w * A) / 4
+    assert plain.item() == pytest.approx(0.0)
+    assert weighted.item() == pytest.approx(-(2.0 + 1.0 - 1.0 - 0.5) / 4)
+    weighted.backward()
+    assert torch.allclose(logp.grad, -(w * adv[:, None]) / 4)
+
+
+def _grad_norm(sampler_shift: float | None, cap: float) -> tuple[float, dict]:
+    """One step on the same group from the same init; the sampler's log-probs are the trainer's
+    own shifted by ``sampler_shift`` nats (None: no sampler log-probs at all)."""
+    policy = random_policy()
+    learner = Learner(policy, GRPOConfig(tis_cap=cap, autocast="off"))
+    sampled = None
+    if sampler_shift is not None:
+        with torch.no_grad():
+            logp, _ = policy.token_logprobs([PROMPT] * 4, COMPS)
+        sampled = [(logp[i, : len(c)] + sampler_shift).tolist() for i, c in enumerate(COMPS)]
+    stats = learner.train_step([Group(PROMPT, COMPS, REWARDS, sampler_logprobs=sampled)])
+    return stats.grad_norm, stats.tis
+
+
+def test_learner_weights_the_gradient() -> None:
+    base, none = _grad_norm(None, cap=2.0)
+    assert none == {}
+    same, st = _grad_norm(0.0, cap=2.0)  # sampler agrees with the trainer: weight 1
+    assert same == pytest.approx(base, rel=1e-5)
+    assert st["tis_weight_mean"] == pytest.approx(1.0) and st["mismatch_kl"] == pytest.approx(0)
+    # the sampler gave every token half the trainer's probability: weight 2, under the cap
+    double, st = _grad_norm(-math.log(2), cap=3.0)
+    assert double == pytest.approx(2 * base, rel=1e-4)
+    assert st["tis_capped_frac"] == 0 and st["mismatch_kl"] == pytest.approx(1 - math.log(2))
+    capped, st = _grad_norm(-math.log(2), cap=1.5)
+    assert capped == pytest.approx(1.5 * base, rel=1e-4) and st["tis_capped_frac"] == 1.0
+    off, st = _grad_norm(-math.log(2), cap=0.0)  # tis_cap = 0 turns it off
+    assert off == pytest.approx(base, rel=1e-5) and st == {}
+
+
+def test_rows_of_the_wrong_length_are_not_weighted() -> None:
+    learner = Learner(random_policy(), GRPOConfig(autocast="off"))
+    bad = [[-1.0]] * 4  # one log-prob for completions of 2-3 tokens: ignored, not misaligned
+    stats = learner.train_step([Group(PROMPT, COMPS, REWARDS, sampler_logprobs=bad)])
+    assert not stats.skipped and stats.tis == {}
+
+
+@pytest.mark.parametrize("backend,decode", [("fast", "model"), ("fast", "lean"), ("hf", "auto")])
+def test_raw_logprobs_are_the_trainers(backend, decode) -> None:
+    # Sampling at temperature 0.7 / top_p 0.9 changes the distribution sampled from, not the
+    # model's: the raw log-probs are what the trainer computes (fp32), the processed are not.
+    policy = random_policy()
+    cfg = GenerationConfig(backend=backend, decode=decode, temperature=0.7, top_p=0.9,
+                           max_new_tokens=8)
+    samples = [s for g in policy.generate(PROMPTS[:2], 3, cfg) for s in g]
+    logp, _ = policy.token_logprobs([s.prompt_ids for s in samples],
+                                    [s.completion_ids for s in samples])
+    for i, s in enumerate(samples):
+        n = len(s.completion_ids)
+        assert len(s.raw_logprobs) == n
+        assert torch.allclose(logp[i, :n], torch.tensor(s.raw_logprobs), atol=1e-4)
+    assert any(abs(a - b) > 1e-3 for s in samples
+               for a, b in zip(s.logprobs, s.raw_logprobs, strict=True))
+
+
+def _brain(decode: str) -> LMBrain:
+    cfg = NodeConfig.model_validate({
+        "model": {"name": "tiny-0.5m", "warm_start": False, "device": "cpu"},
+        "generation": {"decode": decode, "max_new_tokens": 8, "group_size": 4},
+        "grpo": {"autocast": "off"},
+    })
+    return LMBrain.from_config(cfg, progress=False)
+
+
+def _own_step(brain: LMBrain) -> dict[str, float]:
+    request = RolloutRequest(prompt=PROMPTS[0])
+    comps = brain.rollout([request], 4)[0]
+    group = ScoredGroup(PROMPTS[0], comps, [1.0, 0.0, 0.0, 1.0])
+    return brain.train([group]).extra
+
+
+def test_brain_measures_the_samplers_mismatch() -> None:
+    exact = _own_step(_brain("lean"))  # fp32 sampler, fp32 trainer: nothing to correct
+    assert exact["mismatch_kl"] < 1e-6 and exact["tis_weight_mean"] == pytest.approx(1, abs=1e-3)
+    bf16 = _own_step(_brain("lean-bf16"))  # a bf16 sampler against the fp32 trainer
+    assert bf16["mismatch_kl"] > 10 * max(exact["mismatch_kl"], 1e-9)
+    assert bf16["tis_weight_mean"] != pytest.approx(1, abs=1e-6)
