@@ -404,6 +404,10 @@ def run_brain(a: argparse.Namespace, model_name: str, backend: str, round_i: int
                 toks += r["tokens"]
             run.round_tokens_per_s.append(round(toks / secs, 1))
             run.impl |= {type(b).__name__ for b in brain.policy._backends.values()}
+            for b in brain.policy._backends.values():  # vLLM: weight refreshes, warmup included
+                if getattr(b, "syncs", 0):
+                    run.settings["weight_syncs"] = run.settings.get("weight_syncs", 0) + b.syncs
+                    run.settings["weight_sync_s_mean"] = round(b.sync_seconds / b.syncs, 4)
             run.params = param_count(brain.policy.model)
             run.settings["autocast"] = "bf16" if brain.learner.autocast else "off"
             if backend == "fast":

@@ -272,6 +272,7 @@ class HFBackend(_Base):
         # generate expands the same way internally).
         ids, mask = ids.repeat_interleave(n, dim=0), mask.repeat_interleave(n, dim=0)
         sampling: dict[str, Any] = {"do_sample": False}
+        processed = cfg.temperature > 0 and (cfg.temperature != 1.0 or cfg.top_p < 1.0)
         if cfg.temperature > 0:
             sampling = {"do_sample": True, "temperature": cfg.temperature, "top_p": cfg.top_p}
         # generate draws from the global RNG: seed it from our generator inside a forked RNG so
@@ -284,22 +285,25 @@ class HFBackend(_Base):
             out = self.model.generate(
                 input_ids=ids, attention_mask=mask, max_new_tokens=cfg.max_new_tokens,
                 top_k=None, pad_token_id=self.pad_id,
-                eos_token_id=self.eos_id, output_scores=True, output_logits=True,
+                eos_token_id=self.eos_id, output_scores=True, output_logits=processed,
                 return_dict_in_generate=True, **sampling,
             )
         new = out.sequences[:, ids.shape[1]:]
-        # scores are the processed logits each token was sampled from, logits the raw ones.
+        # scores are the processed logits each token was sampled from, logits the raw ones
+        # (only kept when they differ: each is [rows, vocab] per step).
         lps = _chosen_logprobs(out.scores, new).tolist()
-        raws = _chosen_logprobs(out.logits, new).tolist()
+        raws = _chosen_logprobs(out.logits, new).tolist() if processed else lps
         rows = new.tolist()
         return [[self._sample(prompt_ids[i], rows[i * n + j], lps[i * n + j], raws[i * n + j])
                  for j in range(n)] for i in range(len(prompts))]
 
 
 def _chosen_logprobs(steps: tuple[torch.Tensor, ...], tokens: torch.Tensor) -> torch.Tensor:
-    """Log-softmax of each step's [B, V] logits at the token chosen there: [B, steps]."""
-    lp = torch.stack(steps, dim=1).float().log_softmax(dim=-1)
-    return lp.gather(-1, tokens[:, : lp.shape[1], None]).squeeze(-1)
+    """Log-softmax of each step's [B, V] logits at the token chosen there: [B, steps]. One
+    step at a time: stacked, a real vocabulary's steps would take GBs in float32."""
+    cols = [s.float().log_softmax(dim=-1).gather(-1, tokens[:, i, None]).squeeze(-1)
+            for i, s in enumerate(steps)]
+    return torch.stack(cols, dim=1)
 
 
 def make_backend(

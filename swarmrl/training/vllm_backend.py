@@ -20,6 +20,7 @@ Without vLLM, or with the policy off CUDA, ``make_backend`` falls back to transf
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import importlib.util
 import logging
@@ -212,8 +213,17 @@ class VLLMBackend(_Base):
         return groups
 
     def close(self) -> None:
-        """Free the engine and its GPU memory (a node keeps one for its whole run)."""
-        self.engine = None
+        """Free the engine and its GPU memory (a node keeps one for its whole run), so that
+        another engine can start in this process (the benchmark starts one per round)."""
+        if self.engine is not None:
+            with contextlib.suppress(Exception):
+                self.engine.llm_engine.engine_core.shutdown()
+            self.engine = None
+            with contextlib.suppress(Exception):
+                from vllm.distributed.parallel_state import cleanup_dist_env_and_memory
+
+                cleanup_dist_env_and_memory()
+        self.engine_version = self._synced_key = None
         if self._workdir is not None:
             shutil.rmtree(self._workdir, ignore_errors=True)
             self._workdir = None
