@@ -45,18 +45,15 @@ def _arm(base: Scenario, seed: int, mode: str) -> Scenario:
 
 def heldout_scores(policy: Any) -> dict[str, float]:
     """Sampled and greedy reward of a transformers policy on the fixed held-out problems."""
+    from swarmrl.training.policy import eval_mode
     from swarmrl.training.warmstart import WarmStartRecipe, arith_reward
 
     recipe = WarmStartRecipe(model=policy.model_id, steps=0)  # arith +/-, 1-2 digit operands
-    was_training = policy.model.training
-    policy.model.eval()
-    try:
+    with eval_mode(policy.model):
         sampled = arith_reward(policy.model, policy.tokenizer, recipe, HELDOUT_PROBLEMS, 4,
                                seed=HELDOUT_SEED, max_new_tokens=8)
         greedy = arith_reward(policy.model, policy.tokenizer, recipe, HELDOUT_PROBLEMS, 1,
                               seed=HELDOUT_SEED, temperature=0.0, max_new_tokens=8)
-    finally:
-        policy.model.train(was_training)
     return {"heldout_sampled": sampled, "heldout_greedy": greedy}
 
 

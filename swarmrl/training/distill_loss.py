@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import torch
 
-from swarmrl.training.policy import Policy, sequence_logprobs
+from swarmrl.training.policy import Policy, eval_mode, sequence_logprobs
 
 TeacherRow = tuple[list[float], float, float]
 """Per sequence: (teacher log-probs of its tokens, coef, clip)."""
@@ -90,14 +90,9 @@ def score_tokens(policy: Policy, rows: list[tuple[list[int], list[int]]]) -> lis
     batched forward pass (rows sharing a prompt run it once), eval mode, no gradients."""
     if not rows:
         return []
-    model = policy.model
-    was_training = model.training
-    model.eval()
-    try:
+    with eval_mode(policy.model) as model:
         logp, _ = sequence_logprobs(
             model, [p for p, _ in rows], [c for _, c in rows], policy.pad_id
         )
-    finally:
-        model.train(was_training)
     logp = logp.float().cpu()
     return [logp[i, : len(c)].tolist() for i, (_, c) in enumerate(rows)]

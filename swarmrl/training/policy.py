@@ -6,7 +6,9 @@ start), a hub id or a local directory; everything after loading is the same code
 
 from __future__ import annotations
 
+import contextlib
 import json
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -62,6 +64,17 @@ def load_tokenizer(path: str) -> Any:
     return tok
 
 
+@contextlib.contextmanager
+def eval_mode(model: nn.Module) -> Iterator[nn.Module]:
+    """The model in eval mode (no dropout) inside, its own mode restored after."""
+    was_training = model.training
+    model.eval()
+    try:
+        yield model
+    finally:
+        model.train(was_training)
+
+
 class Policy:
     """A causal LM, its tokenizer, a seeded sampler and a policy version."""
 
@@ -99,12 +112,8 @@ class Policy:
             self._backends[cfg.backend] = make_backend(
                 cfg.backend, self.model, self.tokenizer, self.generator, lambda: self.version
             )
-        was_training = self.model.training
-        self.model.eval()
-        try:
+        with eval_mode(self.model):
             return self._backends[cfg.backend].generate(prompts, n, cfg)
-        finally:
-            self.model.train(was_training)
 
     # --- tokens ----------------------------------------------------------------------------------
     def encode(self, text: str) -> list[int]:

@@ -19,7 +19,7 @@ from typing import Any
 import torch
 
 from swarmrl.kernels import token_logprobs
-from swarmrl.training.policy import _pack
+from swarmrl.training.policy import _pack, eval_mode
 from swarmrl.training.precision import autocast
 
 
@@ -33,10 +33,7 @@ def excess_surprise(
     honest part around them is."""
     if not rows:
         return []
-    model = policy.model
-    was_training = model.training
-    model.eval()
-    try:
+    with eval_mode(policy.model) as model:
         device = next(model.parameters()).device
         ids, mask, P = _pack([p for p, _ in rows], [c for _, c in rows], policy.pad_id, device)
         L = ids.shape[1] - P
@@ -45,8 +42,6 @@ def excess_surprise(
             logits = model(input_ids=ids, attention_mask=mask, position_ids=pos,
                            use_cache=False, logits_to_keep=L + 1).logits
         logp, entropy = token_logprobs(logits[:, :-1].float(), ids[:, P:], with_entropy=True)
-    finally:
-        model.train(was_training)
     comp = mask[:, P:].float()
     return ((-logp - entropy) * comp).sum(-1).cpu().tolist()
 
