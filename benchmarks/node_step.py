@@ -83,7 +83,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import gc
-import importlib.util
 import json
 import logging
 import os
@@ -117,6 +116,7 @@ from swarmrl.training.tiny import (  # noqa: E402
     build_tiny_tokenizer,
     param_count,
 )
+from swarmrl.training.vllm_backend import vllm_unavailable  # noqa: E402
 
 BENCH = "node_step"
 BACKENDS = ("fast", "hf", "vllm")
@@ -163,17 +163,6 @@ def _version(pkg: str) -> str | None:
         return version(pkg)
     except PackageNotFoundError:
         return None
-
-
-def vllm_skip_reason(device: torch.device) -> str | None:
-    """Why the vllm backend cannot run here (None: it can)."""
-    if importlib.util.find_spec("vllm") is None:
-        return "vllm is not installed (pip install vllm, or the 'gpu' extra)"
-    if not torch.cuda.is_available():
-        return "no CUDA device (torch.cuda.is_available() is False)"
-    if device.type != "cuda":
-        return f"--device {device.type}: vLLM needs CUDA"
-    return None
 
 
 # --- the model, written once ---------------------------------------------------------------------
@@ -525,7 +514,7 @@ def main(argv: list[str] | None = None) -> int:
 
     backends = list(dict.fromkeys(a.backends))
     skipped: dict[str, str] = {}
-    if "vllm" in backends and (why := vllm_skip_reason(device)) is not None:
+    if "vllm" in backends and (why := vllm_unavailable(device)) is not None:
         skipped["vllm"] = why
         backends.remove("vllm")
 

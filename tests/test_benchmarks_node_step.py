@@ -61,7 +61,7 @@ def test_cpu_tiny_fast_and_hf(node_step, capsys, tmp_path):
 def test_vllm_line_when_forced(node_step, capsys, monkeypatch):
     """Forced on a machine without vLLM, the backend falls back to HF generate and the line
     says so (impl and the warning); the other backends' runs are unaffected."""
-    monkeypatch.setattr(node_step, "vllm_skip_reason", lambda device: None)
+    monkeypatch.setattr(node_step, "vllm_unavailable", lambda device: None)
     rc = node_step.main(["--device", "cpu", "--threads", "1", "--backends", "fast", "vllm",
                          "--warmup", "0", "--steps", "1", "--prompts", "1",
                          "--group-size", "2", "--max-new-tokens", "4"])

@@ -83,21 +83,27 @@ def top_p_filter(logits: torch.Tensor, top_p: float) -> torch.Tensor:
     return logits.masked_fill(remove, float("-inf"))
 
 
+def reshapes(temperature: float, top_p: float) -> bool:
+    """Whether sampling draws from a distribution other than the raw model's (greedy picks the
+    raw model's top token, so it does not)."""
+    return temperature > 0 and (temperature != 1.0 or top_p < 1.0)
+
+
 def sample_tokens(
     logits: torch.Tensor, temperature: float, top_p: float, generator: torch.Generator | None
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Sample one token per row; returns (tokens [B], their log-probs under the sampled
     distribution, their log-probs under the raw model distribution)."""
     raw = logits.float()
+    shaped = reshapes(temperature, top_p)
+    processed = top_p_filter(raw / temperature, top_p) if shaped else raw
     if temperature == 0:
         tokens = raw.argmax(dim=-1)
-        processed = raw
     else:
-        processed = top_p_filter(raw / temperature, top_p)
         probs = processed.softmax(dim=-1)
         tokens = torch.multinomial(probs, 1, generator=generator).squeeze(-1)
     raw_lp = raw.log_softmax(dim=-1).gather(-1, tokens[:, None]).squeeze(-1)
-    if processed is raw or (temperature == 1.0 and top_p >= 1.0):
+    if not shaped:
         return tokens, raw_lp, raw_lp
     logprobs = processed.log_softmax(dim=-1).gather(-1, tokens[:, None]).squeeze(-1)
     return tokens, logprobs, raw_lp
@@ -140,14 +146,19 @@ class _Base:
             raise ValueError("empty prompt: at least one prompt token is needed")
         return ids
 
+    def _draw_seed(self, high: int) -> int:
+        """A seed for an engine with its own RNG, drawn from ours (so runs stay reproducible)."""
+        device = self.generator.device if self.generator is not None else "cpu"
+        return int(torch.randint(0, high, (1,), generator=self.generator, device=device))
+
     def _sample(
-        self, prompt_ids: list[int], tokens: list[int], logprobs: list[float],
+        self, prompt_ids: list[int], tokens: list[int], logprobs: list[float] | None,
         raw_logprobs: list[float] | None = None,
     ) -> Sample:
         ids, truncated = _cut(tokens, self.eos_id)
         text = self.tokenizer.decode(ids, skip_special_tokens=True)
-        raw = raw_logprobs[: len(ids)] if raw_logprobs is not None else None
-        return Sample(prompt_ids, ids, text, truncated, logprobs[: len(ids)], raw)
+        lps, raws = (None if x is None else x[: len(ids)] for x in (logprobs, raw_logprobs))
+        return Sample(prompt_ids, ids, text, truncated, lps, raws)
 
 
 def resolve_decode(mode: str, model: Any) -> str:
@@ -272,13 +283,12 @@ class HFBackend(_Base):
         # generate expands the same way internally).
         ids, mask = ids.repeat_interleave(n, dim=0), mask.repeat_interleave(n, dim=0)
         sampling: dict[str, Any] = {"do_sample": False}
-        processed = cfg.temperature > 0 and (cfg.temperature != 1.0 or cfg.top_p < 1.0)
+        processed = reshapes(cfg.temperature, cfg.top_p)
         if cfg.temperature > 0:
             sampling = {"do_sample": True, "temperature": cfg.temperature, "top_p": cfg.top_p}
         # generate draws from the global RNG: seed it from our generator inside a forked RNG so
         # runs are reproducible and the caller's global stream is untouched.
-        gen_device = self.generator.device if self.generator is not None else "cpu"
-        seed = int(torch.randint(0, 2**62, (1,), generator=self.generator, device=gen_device))
+        seed = self._draw_seed(2**62)
         devices = [self.device] if self.device.type == "cuda" else []
         with torch.random.fork_rng(devices=devices):
             torch.manual_seed(seed)
@@ -318,7 +328,7 @@ def make_backend(
     if name == "vllm":
         from swarmrl.training.vllm_backend import VLLMBackend, vllm_unavailable
 
-        why = vllm_unavailable(model)
+        why = vllm_unavailable(next(model.parameters()).device)
         if why is None:
             return VLLMBackend(model, tokenizer, generator, weights_version)
         log.warning("generation.backend = 'vllm' cannot run here: %s. Falling back to "

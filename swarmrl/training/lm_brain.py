@@ -153,6 +153,6 @@ class LMBrain:
 
 
 def _sampler_logprobs(g: ScoredGroup) -> list[list[float] | None] | None:
-    """Each completion's sampler log-probs where this node sampled it with them, else None."""
-    rows = [c.sampler_logprobs if c.token_ids is not None else None for c in g.completions]
+    """Each completion's sampler log-probs (only this node's own samples carry them)."""
+    rows = [c.sampler_logprobs for c in g.completions]
     return rows if any(r is not None for r in rows) else None

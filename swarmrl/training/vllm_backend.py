@@ -47,12 +47,11 @@ _MODEL_PATHS = (
 )
 
 
-def vllm_unavailable(model: Any) -> str | None:
-    """Why vLLM cannot generate for ``model`` in this process; None when it can."""
+def vllm_unavailable(device: torch.device) -> str | None:
+    """Why vLLM cannot generate for a policy on ``device`` here; None when it can."""
     if importlib.util.find_spec("vllm") is None:
         return "vLLM is not installed (pip install 'swarmrl[gpu]')"
-    device = next(model.parameters()).device
-    if device.type != "cuda":
+    if device.type != "cuda" or not torch.cuda.is_available():
         return f"the policy is on {device} and vLLM generates on a CUDA GPU"
     return None
 
@@ -84,9 +83,8 @@ def sample_from_output(backend: _Base, prompt_ids: list[int], completion: Any) -
     if completion.finish_reason == "stop" and backend.eos_id not in tokens:
         tokens.append(backend.eos_id)
         raw.append(math.nan)
-    sample = backend._sample(prompt_ids, tokens, raw, raw)
-    sample.logprobs = None  # vLLM gave the raw model's log-probs, not the sampled distribution's
-    return sample
+    # vLLM gave the raw model's log-probs, not the sampled distribution's: those stay None.
+    return backend._sample(prompt_ids, tokens, None, raw)
 
 
 def _token_logprob(logprobs: Any, i: int, token: int) -> float:
@@ -120,8 +118,7 @@ class VLLMBackend(_Base):
 
         self._workdir = tempfile.mkdtemp(prefix="swarmrl-vllm-")
         self.model.config.save_pretrained(self._workdir)  # the shape only: weights follow
-        seed = int(torch.randint(0, 2**31 - 1, (1,), generator=self.generator,
-                                 device=self._generator_device()))
+        seed = self._draw_seed(2**31 - 1)
         kwargs: dict[str, Any] = {
             "model": self._workdir,
             "load_format": "dummy",
@@ -180,15 +177,11 @@ class VLLMBackend(_Base):
                       self._synced_key, self._weights_key()):
             self.sync()
 
-    def _generator_device(self) -> str | torch.device:
-        return self.generator.device if self.generator is not None else "cpu"
-
     # --- sampling -----------------------------------------------------------------------------
     def _params(self, cfg: GenerationConfig, n: int) -> Any:
         from vllm import SamplingParams
 
-        seed = int(torch.randint(0, 2**31 - 1, (1,), generator=self.generator,
-                                 device=self._generator_device()))
+        seed = self._draw_seed(2**31 - 1)
         return SamplingParams(
             n=n, temperature=cfg.temperature, top_p=cfg.top_p,  # top_k: off by default
             max_tokens=cfg.max_new_tokens, logprobs=0, stop_token_ids=[self.eos_id],

@@ -27,7 +27,7 @@ def test_falls_back_to_hf_with_one_log_line(caplog) -> None:
     assert isinstance(backend, HFBackend)
     lines = [r.getMessage() for r in caplog.records]
     assert len(lines) == 1 and "'vllm' cannot run here" in lines[0] and "'hf'" in lines[0]
-    assert vllm_unavailable(policy.model) in lines[0]
+    assert vllm_unavailable(policy.device) in lines[0]
 
 
 def test_a_node_asking_for_vllm_still_samples() -> None:
