@@ -1,26 +1,53 @@
 # swarmrl developer entry points. `make test` and `make demo` set everything up themselves.
+#
+# Two installs:
+#   requirements.lock  the full lock (every package, transitive ones included, exact versions),
+#                      used by `make test`, `make demo` and CI: the suite's result does not
+#                      depend on the day it is installed. `make lock` refreshes it.
+#   make test-latest   the newest releases pyproject.toml allows, in .venv-latest: finds an
+#                      upstream change before our users do.
+# torch is pinned in constraints.txt (this machine's CPU build), not in pyproject: users stay free.
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
-STAMP := $(VENV)/.installed-test
-# torch is pinned here (not in pyproject) so this machine's CPU build is used; users stay free.
-PIP_INSTALL := $(PY) -m pip install -q --disable-pip-version-check -c constraints.txt
+STAMP := $(VENV)/.installed-lock
+LOCK := requirements.lock
+EXTRAS := test,bench,dev
+PIP := -m pip install -q --disable-pip-version-check
+LATEST := .venv-latest
 
-.PHONY: test demo lint clean proto
+.PHONY: test test-latest demo lint lock clean proto
 
-$(STAMP): pyproject.toml constraints.txt
+$(STAMP): pyproject.toml $(LOCK)
 	$(PYTHON) -m venv $(VENV)
-	$(PIP_INSTALL) -e '.[test]'
+	$(PY) $(PIP) -r $(LOCK)
+	$(PY) $(PIP) --no-deps -e .
 	touch $(STAMP)
 
 test: $(STAMP)
 	$(PY) -m pytest
 
+# The suite against the newest releases of everything but torch (this machine's CPU build).
+test-latest:
+	$(PYTHON) -m venv $(LATEST)
+	$(LATEST)/bin/python $(PIP) --upgrade --upgrade-strategy eager -c constraints-latest.txt \
+		-e '.[$(EXTRAS)]'
+	$(LATEST)/bin/python -m pip freeze --exclude-editable > $(LATEST)/freeze.txt
+	$(LATEST)/bin/python -m pytest
+
+# Re-resolve requirements.lock from pyproject.toml's ranges and constraints.txt's pins.
+lock:
+	$(PYTHON) -m venv .venv-tools
+	.venv-tools/bin/python $(PIP) 'pip-tools==7.7.0'
+	CUSTOM_COMPILE_COMMAND='make lock' .venv-tools/bin/pip-compile -q --upgrade --strip-extras --no-emit-index-url \
+		--no-emit-find-links --extra test --extra bench --extra dev -c constraints.txt \
+		-o $(LOCK) pyproject.toml
+
 lint: $(STAMP)
 	$(VENV)/bin/ruff check swarmrl tests benchmarks
 
 clean:
-	rm -rf $(VENV) .pytest_cache build *.egg-info
+	rm -rf $(VENV) $(LATEST) .venv-tools .pytest_cache build *.egg-info
 
 # The main job on the embedded default: a simulated swarm of tiny models, progress bar + report.
 demo: $(STAMP)
@@ -29,6 +56,5 @@ demo: $(STAMP)
 # Regenerate the control API's Python code after editing swarmrl/node/proto/control.proto.
 # Run from the repository root (-I .) so the generated imports are package-absolute.
 proto: $(STAMP)
-	$(PIP_INSTALL) -e '.[dev]'
 	$(PY) -m grpc_tools.protoc -I . --python_out=. --pyi_out=. --grpc_python_out=. \
 		swarmrl/node/proto/control.proto

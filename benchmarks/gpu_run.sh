@@ -6,7 +6,7 @@
 # Stages, in the order STAGES names them (default "tests kernels node_step"):
 #   tests      pytest -m gpu tests/kernels tests/training/test_training_vllm_gpu.py
 #              (the vLLM test skips: vLLM is not on the image and cannot be carried)
-#   kernels    benchmarks/kernels.py: Triton vs eager vs Liger-Kernel, Qwen2.5-0.5B shapes
+#   kernels    benchmarks/kernel_speed.py: Triton vs eager vs Liger-Kernel, Qwen2.5-0.5B shapes
 #   node_step  benchmarks/node_step.py --backends fast hf: one node step per backend, 494M model
 # Before them: the carried wheels go to $SITE_DIR, and the GPU, versions and a check that every
 # import the stages need works are printed. One stage failing or timing out stops no other; each
@@ -169,7 +169,7 @@ for stage in $STAGES; do
         ;;
     kernels)
         run_stage kernels "${KERNELS_TIMEOUT:-200}" "$OUT/kernels.log" \
-            "$PY" benchmarks/kernels.py --out "$OUT/kernels.jsonl" "${KERNELS_EXTRA[@]}"
+            "$PY" benchmarks/kernel_speed.py --out "$OUT/kernels.jsonl" "${KERNELS_EXTRA[@]}"
         ;;
     node_step)
         run_stage node_step "${NODE_STEP_TIMEOUT:-300}" "$OUT/node_step.log" \

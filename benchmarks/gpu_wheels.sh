@@ -4,7 +4,7 @@
 # where PyPI is reachable; then pass `bash benchmarks/gpu_run.sh` to the device tool's `run`
 # with carry [".whl"]. The GPU machine has no network: whatever is not on its image must travel.
 #
-# The set is the import closure of what gpu_run.sh runs (swarmrl.kernels, benchmarks/kernels.py,
+# The set is the import closure of what gpu_run.sh runs (swarmrl.kernels, benchmarks/kernel_speed.py,
 # a real node step of benchmarks/node_step.py: tasks, verify, train; the `-m gpu` tests and their
 # conftest), minus the packages the image has (/work/.library/device/KINDS.md):
 #   pydantic, pydantic-core, annotated-types, typing-inspection   swarmrl.config, tasks, protocol
@@ -12,7 +12,7 @@
 #   base58, cryptography, cffi                                    swarmrl.protocol.identity
 #   typing-extensions   on the image, but pydantic 2.14 asks for >= 4.16 and the image's version
 #                       is not recorded (4.15 was enough in a rehearsal): 45 KB, no question
-#   liger-kernel        the Liger rows of benchmarks/kernels.py (pure Python; torch + triton)
+#   liger-kernel        the Liger rows of benchmarks/kernel_speed.py (pure Python; torch + triton)
 # Not carried, though a wheel names it: pycparser (cffi's C parser; cryptography only loads
 # _cffi_backend), dill (optional in torch), math-verify and reasoning-gym (arith tasks use the
 # numeric verifier), libp2p (only the libp2p transport imports it). vLLM cannot travel: it is not

@@ -188,7 +188,7 @@ class ModelDecoder:
         pos = (mask.cumsum(-1) - 1).clamp(min=0)
         out = self.model(input_ids=ids, attention_mask=mask, position_ids=pos,
                          use_cache=True, logits_to_keep=1)
-        self.cache = out.past_key_values
+        self.cache = out.cache
         self.cache.batch_repeat_interleave(n)
         self.mask = mask.repeat_interleave(n, dim=0)
         self.pos = pos[:, -1:].repeat_interleave(n, dim=0) + 1
@@ -201,7 +201,7 @@ class ModelDecoder:
     def step(self, tokens: torch.Tensor) -> torch.Tensor:
         self.mask = torch.cat([self.mask, self.mask.new_ones((self.mask.shape[0], 1))], dim=1)
         out = self.model(input_ids=tokens[:, None], attention_mask=self.mask,
-                         position_ids=self.pos, past_key_values=self.cache, use_cache=True)
+                         position_ids=self.pos, cache=self.cache, use_cache=True)
         self.pos = self.pos + 1
         return out.logits[:, -1]
 

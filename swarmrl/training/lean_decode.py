@@ -170,7 +170,7 @@ class LeanDecoder:
         P, B = ids.shape[1], ids.shape[0] * n
         S = P + max_new_tokens
         keys, values = [], []
-        for layer in out.past_key_values.layers:
+        for layer in out.cache.layers:
             for prompt_kv, store in ((layer.keys, keys), (layer.values, values)):
                 buf = prompt_kv.new_empty((B, prompt_kv.shape[1], S, prompt_kv.shape[3]),
                                           dtype=self.lean.dtype)

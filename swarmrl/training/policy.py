@@ -214,13 +214,13 @@ def _shared_prompt_hidden(
     decoder = model.get_decoder()
     out = decoder(input_ids=pids, attention_mask=pmask, position_ids=ppos, use_cache=True)
     rows = torch.tensor(index, device=device)
-    cache = out.past_key_values
+    cache = out.cache
     cache.batch_select_indices(rows)
     L = completions.shape[1]
     cpos = ppos[rows, -1:] + 1 + torch.arange(L, device=device)
     full_mask = torch.cat([pmask[rows], comp_mask.to(pmask.dtype)], dim=1)
     h = decoder(input_ids=completions, attention_mask=full_mask, position_ids=cpos,
-                past_key_values=cache, use_cache=True).last_hidden_state
+                cache=cache, use_cache=True).last_hidden_state
     # Token t of a completion is predicted from position t-1: the prompt's last state first.
     return torch.cat([out.last_hidden_state[rows, -1:], h[:, :-1]], dim=1)
 

@@ -26,9 +26,9 @@ it (inputs and weights excluded). Liger rows are skipped (with a reason) when it
 
 Run on a CUDA machine with triton (and optionally ``pip install liger-kernel``)::
 
-    python benchmarks/kernels.py                      # all cases, Qwen2.5-0.5B shapes
-    python benchmarks/kernels.py --cases fused_linear_logprobs --chunk-size 512 --iters 20
-    python benchmarks/kernels.py --tokens 4096 --out runs/kernels.jsonl
+    python benchmarks/kernel_speed.py                      # all cases, Qwen2.5-0.5B shapes
+    python benchmarks/kernel_speed.py --cases fused_linear_logprobs --chunk-size 512 --iters 20
+    python benchmarks/kernel_speed.py --tokens 4096 --out runs/kernels.jsonl
 
 Exits with a message (status 2) when no CUDA device is available.
 """
@@ -208,13 +208,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", type=Path, default=None, help="also append the JSON lines here")
     args = p.parse_args(argv)
     if not torch.cuda.is_available():
-        print("benchmarks/kernels.py needs a CUDA device (torch.cuda.is_available() is False); "
+        print("benchmarks/kernel_speed.py needs a CUDA device (torch.cuda.is_available() is False); "
               "the Triton kernels only run on a GPU. Nothing was measured.", file=sys.stderr)
         return 2
     try:
         import triton
     except ImportError:
-        print("benchmarks/kernels.py needs triton (pip install triton).", file=sys.stderr)
+        print("benchmarks/kernel_speed.py needs triton (pip install triton).", file=sys.stderr)
         return 2
     out = None
     if args.out is not None:
