@@ -26,6 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from _node_helpers import NOW, FixedRuntime, group, node_config, stub_node  # noqa: E402
 
 from swarmrl.protocol import Identity, encode, seal  # noqa: E402
+from swarmrl.training.precision import machine_meta  # noqa: E402
 
 
 def corpus(n_unique: int, rng: random.Random) -> list[tuple[str, bytes]]:
@@ -89,6 +90,7 @@ def main() -> None:
     ap.add_argument("--rate", type=float, default=10_000.0)
     ap.add_argument("--unique", type=int, default=4000, help="distinct flood messages, cycled")
     args = ap.parse_args()
+    print(json.dumps({"bench": "flood", "meta": True, **machine_meta()}), flush=True)
     flood = corpus(args.unique, random.Random(0))
     rows = [run(g, args.seconds, args.rate, flood) for g in (True, False)]
     for r in rows:

@@ -379,7 +379,8 @@ def main() -> None:
     emit(
         {
             "bench": "machine",
-            "cpus": os.cpu_count(),
+            "meta": True,
+            **machine_meta(),
             "python": platform.python_version(),
             "platform": platform.platform(),
             "libp2p": _version("libp2p"),
@@ -392,6 +393,12 @@ def main() -> None:
             emit(line)
     if not args.no_anchor:
         run_anchor(args, payload)
+
+
+def machine_meta() -> dict[str, Any]:
+    from swarmrl.training.precision import machine_meta as meta
+
+    return meta()
 
 
 def _version(dist: str) -> str:

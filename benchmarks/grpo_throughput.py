@@ -61,6 +61,7 @@ from swarmrl.tasks import format_prompt, get_family, materialize, verify  # noqa
 from swarmrl.training.generation import resolve_decode  # noqa: E402
 from swarmrl.training.learner import Group, Learner, seed_everything  # noqa: E402
 from swarmrl.training.policy import Policy  # noqa: E402
+from swarmrl.training.precision import machine_meta  # noqa: E402
 from swarmrl.training.tiny import build_tiny_model, build_tiny_tokenizer, param_count  # noqa: E402
 
 BENCH = "grpo_throughput"
@@ -337,8 +338,8 @@ def main(argv: list[str] | None = None) -> None:
 
     hf_logging.set_verbosity_error()
 
-    emit({"meta": True, "date": time.strftime("%Y-%m-%d"), "torch": torch.__version__,
-          "threads": a.threads, "cpus": os.cpu_count(), "trl": _version("trl"),
+    emit({"meta": True, "date": time.strftime("%Y-%m-%d"), **machine_meta(),
+          "threads": a.threads, "trl": _version("trl"),
           "transformers": _version("transformers")})
     ratios = {}
     for name in a.models.split(","):

@@ -30,7 +30,13 @@ Run on a CUDA machine with triton (and optionally ``pip install liger-kernel``):
     python benchmarks/kernel_speed.py --cases fused_linear_logprobs --chunk-size 512 --iters 20
     python benchmarks/kernel_speed.py --tokens 4096 --out runs/kernels.jsonl
 
-Exits with a message (status 2) when no CUDA device is available.
+Without a GPU, the same script runs in Triton's interpreter on small shapes: a check that it
+works (its times are the interpreter's, not a speed figure; ``peak_mib`` is null)::
+
+    TRITON_INTERPRET=1 .venv/bin/python benchmarks/kernel_speed.py --device cpu --tokens 64 \\
+        --batch 2 --vocab 512 --hidden 32 --warmup 0 --iters 1 --no-liger
+
+Exits with a message (status 2) when no CUDA device is available and `--device cpu` is not given.
 """
 
 from __future__ import annotations
@@ -38,7 +44,9 @@ from __future__ import annotations
 import argparse
 import inspect
 import json
+import os
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -52,6 +60,7 @@ from swarmrl.kernels import (
 from swarmrl.kernels.fused_linear import chunk_rows, triton_fused_linear_logprobs
 from swarmrl.kernels.grpo_loss import triton_grpo_token_loss
 from swarmrl.kernels.logprobs import triton_token_logprobs
+from swarmrl.training.precision import machine_meta
 
 CASES = ("token_logprobs", "fused_linear_logprobs", "grpo_token_loss", "grpo_step")
 EPS_LOW, EPS_HIGH = 0.2, 0.28
@@ -66,10 +75,15 @@ def _emit(record: dict, out) -> None:
         out.flush()
 
 
-def measure(step: Callable[[], None], warmup: int, iters: int) -> dict:
+def measure(step: Callable[[], None], warmup: int, iters: int, device: torch.device) -> dict:
     """Mean ms of ``step`` (forward + backward) over ``iters`` after ``warmup``, and its peak."""
     for _ in range(warmup):
         step()
+    if device.type != "cuda":  # the interpreter check: wall time only, no allocator to ask
+        t0 = time.perf_counter()
+        for _ in range(iters):
+            step()
+        return {"ms": round((time.perf_counter() - t0) * 1000 / iters, 3), "peak_mib": None}
     torch.cuda.synchronize()
     base = torch.cuda.memory_allocated()
     torch.cuda.reset_peak_memory_stats()
@@ -94,7 +108,7 @@ def _filtered(fn: Callable, **kwargs):
 
 
 def build_cases(args) -> dict[str, dict[str, Callable[[], None]]]:
-    dev, dtype = torch.device("cuda"), DTYPES[args.dtype]
+    dev, dtype = torch.device(args.device), DTYPES[args.dtype]
     B, L = args.batch, args.tokens // args.batch
     N, V, H = B * L, args.vocab, args.hidden
     g = torch.Generator(device=dev).manual_seed(0)
@@ -206,10 +220,18 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--iters", type=int, default=10)
     p.add_argument("--no-liger", action="store_true")
     p.add_argument("--out", type=Path, default=None, help="also append the JSON lines here")
+    p.add_argument("--device", choices=["cuda", "cpu"], default="cuda",
+                   help="cpu: a check of this script under TRITON_INTERPRET=1 (no speed figure)")
     args = p.parse_args(argv)
-    if not torch.cuda.is_available():
-        print("benchmarks/kernel_speed.py needs a CUDA device (torch.cuda.is_available() is False); "
-              "the Triton kernels only run on a GPU. Nothing was measured.", file=sys.stderr)
+    if args.device == "cuda" and not torch.cuda.is_available():
+        print("benchmarks/kernel_speed.py needs a CUDA device (torch.cuda.is_available() is "
+              "False): the Triton kernels only run fast on a GPU. Nothing was measured. "
+              "(TRITON_INTERPRET=1 ... --device cpu checks the script on small shapes.)",
+              file=sys.stderr)
+        return 2
+    if args.device == "cpu" and os.environ.get("TRITON_INTERPRET") != "1":
+        print("--device cpu runs the kernels in Triton's interpreter: set TRITON_INTERPRET=1.",
+              file=sys.stderr)
         return 2
     try:
         import triton
@@ -220,7 +242,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.out is not None:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         out = args.out.open("a")
-    meta = {"device": torch.cuda.get_device_name(), "torch": torch.__version__,
+    device = torch.device(args.device)
+    name = torch.cuda.get_device_name() if device.type == "cuda" else "cpu (Triton interpreter)"
+    meta = {**machine_meta(), "device": name,
             "triton": triton.__version__, "tokens": args.tokens, "vocab": args.vocab,
             "hidden": args.hidden, "dtype": args.dtype, "entropy": args.entropy,
             "chunk_rows": chunk_rows(args.tokens, args.vocab, args.chunk_size)}
@@ -234,20 +258,22 @@ def main(argv: list[str] | None = None) -> int:
                 record["skipped"] = step
             else:
                 try:
-                    results[impl] = measure(step, args.warmup, args.iters)
+                    results[impl] = measure(step, args.warmup, args.iters, device)
                     record.update(results[impl])
                 except torch.cuda.OutOfMemoryError as e:
                     record["error"] = f"out of memory: {str(e).splitlines()[0]}"
                 except Exception as e:  # noqa: BLE001 - report and go on to the next impl
                     record["error"] = f"{type(e).__name__}: {e}"
-                torch.cuda.empty_cache()
+                if device.type == "cuda":
+                    torch.cuda.empty_cache()
             _emit(record, out)
         eager = results.get("eager")
         for impl, r in results.items():
             if impl != "eager" and eager is not None:
+                memory_x = None if r["peak_mib"] is None else round(
+                    eager["peak_mib"] / max(r["peak_mib"], 1e-3), 3)
                 _emit({"bench": name, "ratio": f"eager/{impl}",
-                       "time_x": round(eager["ms"] / r["ms"], 3),
-                       "memory_x": round(eager["peak_mib"] / max(r["peak_mib"], 1e-3), 3)}, out)
+                       "time_x": round(eager["ms"] / r["ms"], 3), "memory_x": memory_x}, out)
     if out is not None:
         out.close()
     return 0

@@ -14,6 +14,8 @@ and writes a plot of the per-step reward (raw and smoothed) to docs/img/learning
 
     .venv/bin/python benchmarks/learning.py                 # 300 steps, ~2-4 min on 2 cores
     .venv/bin/python benchmarks/learning.py --steps 200 --out /tmp/learn
+    .venv/bin/python benchmarks/learning.py --model tiny-0.5m --steps 2 --no-warm-start \\
+        --out /tmp/learn-check --plot /tmp/learn-check/reward.png   # a check, seconds
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ import torch
 from swarmrl.config import NodeConfig
 from swarmrl.node.metrics import read_metrics
 from swarmrl.node.solo import train_alone
+from swarmrl.training.precision import machine_meta
 
 BENCH = "learning"
 ROOT = Path(__file__).resolve().parents[1]
@@ -41,12 +44,12 @@ def emit(obj: dict[str, Any]) -> None:
     print(json.dumps({"bench": BENCH, **obj}), flush=True)
 
 
-def make_config(model: str, steps: int, seed: int) -> NodeConfig:
+def make_config(model: str, steps: int, seed: int, warm_start: bool = True) -> NodeConfig:
     return NodeConfig.model_validate({
         "name": "learning-bench",
         "steps": steps,
         "seed": seed,
-        "model": {"name": model, "warm_start": True},
+        "model": {"name": model, "warm_start": warm_start},
         "tasks": {
             "families": {"arith": 1.0},
             "family_params": {"arith": {"ops": "+-", "min_digits": 1, "max_digits": 2}},
@@ -106,14 +109,16 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--window", type=int, default=20, help="smoothing window of the plot")
     p.add_argument("--out", default=None, help="run directory (default: a fresh temp dir)")
     p.add_argument("--plot", default=str(ROOT / "docs" / "img" / "learning_tiny4m.png"))
+    p.add_argument("--no-warm-start", action="store_true",
+                   help="start from random weights (a quick check of the script, not the figure)")
     a = p.parse_args(argv)
 
     torch.set_num_threads(a.threads)
-    cfg = make_config(a.model, a.steps, a.seed)
+    cfg = make_config(a.model, a.steps, a.seed, warm_start=not a.no_warm_start)
     out = Path(a.out) if a.out else Path(tempfile.mkdtemp(prefix="swarmrl-learning-"))
-    emit({"meta": True, "date": time.strftime("%Y-%m-%d"), "torch": torch.__version__,
-          "threads": torch.get_num_threads(), "cpus": os.cpu_count(), "out": str(out),
-          "config": {"model": a.model, "steps": a.steps, "seed": a.seed, "pool_size": 16,
+    emit({"meta": True, "date": time.strftime("%Y-%m-%d"), **machine_meta(), "out": str(out),
+          "config": {"model": a.model, "warm_start": not a.no_warm_start, "steps": a.steps,
+                     "seed": a.seed, "pool_size": 16,
                      "lr": cfg.grpo.learning_rate, "local_groups_per_step": cfg.sapo.local,
                      "group_size": cfg.generation.group_size,
                      "max_new_tokens": cfg.generation.max_new_tokens}})

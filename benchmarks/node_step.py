@@ -109,6 +109,7 @@ from swarmrl.training.checkpoint import quiet_progress  # noqa: E402
 from swarmrl.training.generation import resolve_decode  # noqa: E402
 from swarmrl.training.lm_brain import LMBrain  # noqa: E402
 from swarmrl.training.policy import resolve_dtype  # noqa: E402
+from swarmrl.training.precision import machine_meta  # noqa: E402
 from swarmrl.training.tiny import (  # noqa: E402
     BYTE_VOCAB,
     TINY_VOCAB_SIZE,
@@ -527,8 +528,8 @@ def main(argv: list[str] | None = None) -> int:
             # The model's stdout chatter (and vLLM's) goes to stderr; the JSON lines stay clean.
             with contextlib.redirect_stdout(sys.stderr):
                 info = save_preset(a.preset, Path(tmp), device, dtype, a.tokenizer, a.seed)
-        emit({"meta": True, "date": time.strftime("%Y-%m-%d"),
-              "torch": torch.__version__, "transformers": _version("transformers"),
+        emit({"meta": True, "date": time.strftime("%Y-%m-%d"), **machine_meta(),
+              "transformers": _version("transformers"),
               "vllm": _version("vllm"), "python": platform.python_version(),
               "cpus": os.cpu_count(), "threads": torch.get_num_threads(),
               "preset": None if a.model else a.preset, "model": a.model or a.preset,

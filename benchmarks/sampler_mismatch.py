@@ -23,6 +23,7 @@ import torch
 from swarmrl.config import NodeConfig
 from swarmrl.training.brain import RolloutRequest, ScoredGroup
 from swarmrl.training.lm_brain import LMBrain
+from swarmrl.training.precision import machine_meta
 
 PROMPTS = ["Q: 68 - 32 =\nA: <answer>", "Q: 5 + 7 =\nA: <answer>", "Q: 1 + 1 =\nA: <answer>",
            "Q: 99 + 99 =\nA: <answer>"]
@@ -64,6 +65,7 @@ def main() -> None:
     p.add_argument("--threads", type=int, default=2)
     a = p.parse_args()
     torch.set_num_threads(a.threads)
+    print(json.dumps({"bench": "sampler_mismatch", "meta": True, **machine_meta()}), flush=True)
     for model in a.models:
         cases = CASES if a.backend == "fast" else (("auto", "off"), ("auto", "bf16"))
         for decode, autocast in cases:

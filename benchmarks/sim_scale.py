@@ -14,6 +14,7 @@ import time
 
 from swarmrl.simulator.runner import run_scenario
 from swarmrl.simulator.scenario import load_scenario
+from swarmrl.training.precision import machine_meta
 
 
 def scenario(nodes: int, steps: int, fanout: int | None) -> dict:
@@ -37,6 +38,7 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=5)
     ap.add_argument("--fanout", type=int, default=8, help="gossip fanout per publish (0 = all)")
     args = ap.parse_args()
+    print(json.dumps({"bench": "sim_scale", "meta": True, **machine_meta()}), flush=True)
     for n in args.sizes:
         sc = load_scenario(data=scenario(n, args.steps, args.fanout or None))
         t0 = time.perf_counter()

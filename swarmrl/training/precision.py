@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import os
+import platform
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,16 +22,26 @@ from torch.nn.attention import SDPBackend, sdpa_kernel
 CPU_BF16_FLAGS = {"avx512_bf16", "amx_bf16"}
 
 
+# Flags that pick a different code path in torch/oneDNN (and so change a speed figure).
+CPU_PATH_FLAGS = {"avx2", "avx512f", "avx512_vnni", "avx512_bf16", "amx_tile", "amx_bf16"}
+
+
 @functools.cache
-def _cpu_flags() -> frozenset[str]:
+def _cpuinfo_field(name: str) -> str:
+    """The first ``name : value`` line of /proc/cpuinfo ("" off Linux)."""
     try:
         text = Path("/proc/cpuinfo").read_text()
-    except OSError:  # not Linux: no cheap way to tell, assume no fast bf16
-        return frozenset()
+    except OSError:
+        return ""
     for line in text.splitlines():
-        if line.startswith("flags"):
-            return frozenset(line.split(":", 1)[1].split())
-    return frozenset()
+        if line.split(":", 1)[0].strip() == name:
+            return line.split(":", 1)[1].strip()
+    return ""
+
+
+def _cpu_flags() -> frozenset[str]:
+    # Not Linux: no cheap way to tell, assume no fast bf16.
+    return frozenset(_cpuinfo_field("flags").split())
 
 
 def fast_bf16(device: torch.device) -> bool:
@@ -39,6 +51,22 @@ def fast_bf16(device: torch.device) -> bool:
     if device.type == "cpu":
         return bool(CPU_BF16_FLAGS & _cpu_flags())
     return False
+
+
+def machine_meta() -> dict[str, object]:
+    """What a speed figure depends on, for every benchmark's meta line: the CPU model, the CPU
+    flags that change a code path, whether "auto" picks bf16 here, and the thread counts."""
+    cuda = torch.cuda.is_available()
+    return {
+        "cpu": _cpuinfo_field("model name") or platform.processor() or platform.machine(),
+        "cpu_flags": sorted(CPU_PATH_FLAGS & _cpu_flags()),
+        "cpu_bf16_fast": fast_bf16(torch.device("cpu")),
+        "cpus": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "gpu": torch.cuda.get_device_name() if cuda else None,
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+    }
 
 
 def use_autocast(mode: str, device: torch.device, param_dtype: torch.dtype) -> bool:
