@@ -43,11 +43,18 @@ lock:
 		--no-emit-find-links --extra test --extra bench --extra dev -c constraints.txt \
 		-o $(LOCK) pyproject.toml
 
+# hivemind's DHT, the anchor of benchmarks/gossip.py, in its own venv (its pins clash with ours).
+# torch is named so pip takes the CPU build on disk rather than a CUDA one.
+.venv-hivemind:
+	$(PYTHON) -m venv .venv-hivemind.tmp
+	.venv-hivemind.tmp/bin/python $(PIP) torch==2.13.0 hivemind==1.1.12
+	mv .venv-hivemind.tmp .venv-hivemind
+
 lint: $(STAMP)
 	$(VENV)/bin/ruff check swarmrl tests benchmarks
 
 clean:
-	rm -rf $(VENV) $(LATEST) .venv-tools .pytest_cache build *.egg-info
+	rm -rf $(VENV) $(LATEST) .venv-tools .venv-hivemind .pytest_cache build *.egg-info
 
 # The main job on the embedded default: a simulated swarm of tiny models, progress bar + report.
 demo: $(STAMP)

@@ -332,8 +332,7 @@ def _pct_ms(sorted_values: list[float], q: float) -> float | None:
 def run_anchor(args: argparse.Namespace, payload: int) -> None:
     base = {"bench": "hivemind_dht_anchor", "nodes": args.anchor_nodes, "payload_bytes": payload}
     if not ANCHOR_PY.exists():
-        emit({**base, "error": f"{ANCHOR_PY} missing: python3 -m venv .venv-hivemind && "
-              ".venv-hivemind/bin/pip install hivemind==1.1.12"})  # fmt: skip
+        emit({**base, "error": f"{ANCHOR_PY} missing: make .venv-hivemind"})  # fmt: skip
         return
     cmd = [str(ANCHOR_PY), str(ANCHOR_SCRIPT), "--nodes", str(args.anchor_nodes),
            "--payload-bytes", str(payload), "--ops", str(args.anchor_ops)]  # fmt: skip
