@@ -16,14 +16,19 @@ increments a counter in the transport's ``stats``.
 
 from __future__ import annotations
 
+import logging
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
+from google.protobuf.message import DecodeError
+from libp2p.abc import INetStream
 from libp2p.peer.id import ID
 from libp2p.pubsub.gossipsub import PROTOCOL_ID, PROTOCOL_ID_V11, PROTOCOL_ID_V12, GossipSub
 from libp2p.pubsub.pb import rpc_pb2
 from libp2p.pubsub.pubsub import Pubsub
+
+log = logging.getLogger("swarmrl.protocol.libp2p")
 
 # v1.2 adds IDONTWANT (fewer duplicate copies of big messages); 1.1/1.0 for older peers.
 # v1.3+ (extensions) is left out: younger code, and nothing here needs it.
@@ -104,6 +109,19 @@ class DeliveringPubsub(Pubsub):
         self._deliver = deliver
         self._my_id_bytes = host.get_id().to_bytes()
 
+    async def stream_handler(self, stream: INetStream) -> None:
+        # The stock reader turns a stream's read and framing errors into "reset and forget the
+        # peer", but not a frame whose bytes are no protobuf RPC: protobuf's DecodeError went up
+        # through the host and ended the node. Handled here the same way as the others.
+        peer_id = stream.muxed_conn.peer_id
+        try:
+            await super().stream_handler(stream)
+        except DecodeError as exc:
+            self._stats["bad_stream"] += 1
+            log.debug("pubsub: undecodable RPC from %s (%s): stream reset", peer_id, exc)
+            await reset_quietly(stream)
+            self._handle_dead_peer(peer_id)
+
     def notify_subscriptions(self, publish_message: rpc_pb2.Message) -> None:
         if publish_message.from_id == self._my_id_bytes:
             self._stats["dropped_own"] += 1
@@ -114,6 +132,41 @@ class DeliveringPubsub(Pubsub):
         for topic in publish_message.topicIDs:
             if topic in self.topic_ids:
                 self._deliver(topic, sender, data)
+
+
+StreamHandler = Callable[[INetStream], Awaitable[None]]
+
+
+def guard_streams(host: Any, stats: Counter[str]) -> None:
+    """Make every inbound stream's handler unable to end the node: whatever a handler raises
+    (bad bytes from a peer, a bug of ours or py-libp2p's), that one stream is reset, counted in
+    ``stats["bad_stream"]`` and logged at debug, and the host goes on.
+
+    py-libp2p runs each inbound stream's handler (``BasicHost._swarm_stream_handler``:
+    protocol negotiation, then the handler) in the connection's task nursery, where an
+    exception cancels the connection's tasks and, through the swarm's service manager, the
+    host. The swarm calls ``common_stream_handler``; we wrap the host's own one there.
+    """
+    network = host.get_network()
+    inner: StreamHandler = network.common_stream_handler
+
+    async def guarded(stream: INetStream) -> None:
+        try:
+            await inner(stream)
+        except Exception as exc:  # noqa: BLE001 - one stream's failure, never the node's
+            stats["bad_stream"] += 1
+            log.debug("stream %s from %s failed: %r; reset", stream.get_protocol(),
+                      stream.muxed_conn.peer_id, exc)
+            await reset_quietly(stream)
+
+    network.set_stream_handler(guarded)
+
+
+async def reset_quietly(stream: INetStream) -> None:
+    try:
+        await stream.reset()
+    except Exception as exc:  # noqa: BLE001 - already closed or its connection is gone
+        log.debug("stream reset failed: %r", exc)
 
 
 # --- signed peer records: same behaviour, without redoing identical work per RPC --------------

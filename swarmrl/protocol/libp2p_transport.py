@@ -46,7 +46,7 @@ from swarmrl.config import NetworkConfig
 from swarmrl.protocol.errors import RequestTimeout, TransportClosed, TransportError
 from swarmrl.protocol.identity import Identity
 from swarmrl.protocol.libp2p_nat import start_nat_services
-from swarmrl.protocol.libp2p_router import CountingGossipSub, DeliveringPubsub
+from swarmrl.protocol.libp2p_router import CountingGossipSub, DeliveringPubsub, guard_streams
 from swarmrl.protocol.libp2p_wire import (
     HELLO_MAX_BYTES,
     HELLO_PROTOCOL,
@@ -204,6 +204,7 @@ class Libp2pTransport(Transport):
             identity, net, host, swarm_id=swarm_id, handshake=handshake, validator=validator,
             explain_mismatch=explain_mismatch,
         )
+        guard_streams(host, self.stats)
         body_ok = False
         try:
             async with AsyncExitStack() as stack:
