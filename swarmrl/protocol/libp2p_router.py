@@ -17,10 +17,12 @@ increments a counter in the transport's ``stats``.
 from __future__ import annotations
 
 import logging
+import weakref
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import trio
 from google.protobuf.message import DecodeError
 from libp2p.abc import INetStream
 from libp2p.peer.id import ID
@@ -108,6 +110,22 @@ class DeliveringPubsub(Pubsub):
         self._stats = stats
         self._deliver = deliver
         self._my_id_bytes = host.get_id().to_bytes()
+        self._write_locks: weakref.WeakKeyDictionary[INetStream, trio.Lock] = (
+            weakref.WeakKeyDictionary()
+        )
+
+    async def write_msg(self, stream: INetStream, rpc_msg: rpc_pb2.RPC) -> bool:
+        # One frame at a time per stream. Several tasks write to a peer's pubsub stream (the
+        # send queue, GossipSub's recent messages for a new peer, its pending flushes), and a
+        # frame larger than the yamux window is written in parts, waiting for window updates
+        # in between: unserialised, another task's frame landed between the parts, and the
+        # peer read a frame whose inner length did not match (a relay of big messages killed
+        # every newcomer that way). py-libp2p 0.8.1 has no such lock.
+        lock = self._write_locks.get(stream)
+        if lock is None:
+            lock = self._write_locks[stream] = trio.Lock()
+        async with lock:
+            return await super().write_msg(stream, rpc_msg)
 
     async def stream_handler(self, stream: INetStream) -> None:
         # The stock reader turns a stream's read and framing errors into "reset and forget the

@@ -65,3 +65,35 @@ def test_a_garbage_frame_on_any_protocol_leaves_the_node_gossiping() -> None:
             assert a.stats["bad_stream"] >= 2, dict(a.stats)
 
     trio.run(main)
+
+
+def test_a_relay_sends_a_newcomer_big_messages_in_frames_it_can_parse() -> None:
+    """Big gossip messages, then a newcomer: GossipSub writes to a peer's stream from several
+    tasks (its send queue, the recent messages a new peer is sent, pending flushes). A 500 KB
+    frame waits for yamux window updates mid-write, and another task's frame used to slip in
+    between its halves: the newcomer read a frame whose inner length did not match, and died."""
+
+    async def main() -> None:
+        async with node() as a, node(bootstrap=a.listen_addrs()) as relay:
+            a.subscribe(ROLLOUTS)
+            relay.subscribe(ROLLOUTS)
+            await joined(a, relay)
+            big = [bytes([i]) * 500_000 for i in range(12)]
+            for data in big:
+                await a.publish(ROLLOUTS, data)
+            with trio.fail_after(30):
+                while relay.stats["received"] < len(big):
+                    await trio.sleep(0.05)
+            async with node(bootstrap=relay.listen_addrs()) as newcomer:
+                sub = newcomer.subscribe(ROLLOUTS)
+                await joined(newcomer, peers=1)
+                await trio.sleep(3)  # the relay's recent messages and gossip reach it
+                await a.publish(ROLLOUTS, b"after")
+                got = await receive_n(sub, 1, timeout=10)
+                while got and got[-1][1] != b"after":
+                    got += await receive_n(sub, 1, timeout=10)
+                assert newcomer.stats["bad_stream"] == 0, dict(newcomer.stats)
+                assert relay.stats["bad_stream"] == 0, dict(relay.stats)
+                assert got and got[-1][1] == b"after"
+
+    trio.run(main)
