@@ -138,7 +138,7 @@ async def _worker(plan: dict[str, Any], ids: list[int], port_base: int) -> dict[
     published: dict[str, list[Any]] = {}  # "sender/seq" -> [publish time, phase name]
     cpu: dict[str, float] = {}  # phase -> CPU seconds of this process during it
 
-    def validator(sender: str, data: bytes) -> bool:
+    def validator(topic: str, sender: str, data: bytes) -> bool:
         try:
             decode(data)  # what the node does: size, canonical form, schema, signature
         except ProtocolError:

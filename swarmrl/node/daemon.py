@@ -29,7 +29,7 @@ import trio
 
 from swarmrl.config import ConfigError, NodeConfig, load_toml, parse_config
 from swarmrl.node.genesis import Genesis, explain_mismatch, load_genesis, private_handshake
-from swarmrl.node.loop import Node, StepResult
+from swarmrl.node.loop import Node, StepResult, topic
 from swarmrl.node.runtime import RealRuntime
 from swarmrl.protocol import DEFAULT_MAX_SIZE, Identity, ProtocolError, decode
 from swarmrl.protocol.errors import IdentityError
@@ -233,16 +233,27 @@ class NullBrain:
         raise RuntimeError("a bootstrap node has no model")
 
 
-def make_validator(max_size: int) -> Callable[[str, bytes], bool]:
-    """The transport's gate, run before a message is delivered or forwarded: only well-formed
-    envelopes signed by their libp2p author pass, so garbage dies at the first honest hop."""
+# The one message kind each gossip topic carries (teacher requests and replies travel on their
+# own request/response streams, never on gossip). Each kind's schema bounds its size.
+TOPIC_KINDS = {"rollouts": "rollout_group", "tasks": "task_proposal", "peers": "peer_card"}
 
-    def validate(sender: str, data: bytes) -> bool:
+
+def make_validator(max_size: int, swarm_id: str) -> Callable[[str, str, bytes], bool]:
+    """The transport's gate, run before a message is delivered or forwarded: only well-formed
+    envelopes of the topic's own kind, signed by their libp2p author, pass, so garbage and
+    misplaced messages (a 500 KB teacher request on the rollouts topic) die at the first honest
+    hop instead of being relayed to the whole swarm."""
+    kinds = {topic(swarm_id, name): kind for name, kind in TOPIC_KINDS.items()}
+
+    def validate(topic_id: str, sender: str, data: bytes) -> bool:
+        kind = kinds.get(topic_id)
+        if kind is None:
+            return False
         try:
             env = decode(data, max_size=max_size)
         except ProtocolError:
             return False
-        return env.sender == sender
+        return env.sender == sender and env.kind == kind
 
     return validate
 
@@ -283,7 +294,8 @@ async def _main(setup: DaemonSetup, ident: Identity, brain: Brain) -> str | None
     from swarmrl.protocol.libp2p_transport import Libp2pTransport
 
     cfg = setup.cfg
-    validator = make_validator(min(DEFAULT_MAX_SIZE, cfg.network.max_message_bytes))
+    validator = make_validator(min(DEFAULT_MAX_SIZE, cfg.network.max_message_bytes),
+                               cfg.swarm_id)
     async with Libp2pTransport.open(
         ident, cfg.network, swarm_id=cfg.swarm_id, handshake=setup.handshake(),
         validator=validator, explain_mismatch=explain_mismatch,

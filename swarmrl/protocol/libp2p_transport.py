@@ -65,8 +65,9 @@ if sys.version_info < (3, 11):  # pragma: no cover - trio depends on the backpor
 
 log = logging.getLogger(__name__)
 
-Validator = Callable[[str, bytes], bool]
-"""``validator(sender_peer_id, data) -> bool``: False = invalid, neither delivered nor forwarded."""
+Validator = Callable[[str, str, bytes], bool]
+"""``validator(topic, sender_peer_id, data) -> bool``: False = invalid, neither delivered nor
+forwarded. A message that names several topics must pass for each."""
 
 _DIAL_TIMEOUT_S = 10.0
 _HELLO_TIMEOUT_S = 10.0
@@ -585,7 +586,10 @@ class Libp2pTransport(Transport):
         if self._validator is None:
             return True
         try:
-            ok = bool(self._validator(ID(msg.from_id).to_base58(), bytes(msg.data)))
+            sender, data = ID(msg.from_id).to_base58(), bytes(msg.data)
+            ok = bool(msg.topicIDs) and all(
+                self._validator(t, sender, data) for t in msg.topicIDs
+            )
         except Exception as exc:  # a validator bug must not kill the pubsub read loop
             log.warning("%s: validator raised %r; message dropped", self.peer_id, exc)
             ok = False

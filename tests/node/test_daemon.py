@@ -26,7 +26,13 @@ from typer.testing import CliRunner
 
 from swarmrl.cli import app
 from swarmrl.config import ConfigError
-from swarmrl.node.daemon import make_validator, node_toml, read_status, resolve_setup
+from swarmrl.node.daemon import (
+    TOPIC_KINDS,
+    make_validator,
+    node_toml,
+    read_status,
+    resolve_setup,
+)
 from swarmrl.node.genesis import (
     explain_mismatch,
     genesis_toml,
@@ -34,8 +40,9 @@ from swarmrl.node.genesis import (
     load_genesis,
     new_genesis,
 )
+from swarmrl.node.loop import topic
 from swarmrl.node.metrics import read_metrics
-from swarmrl.protocol import Identity, PeerCard, encode, seal
+from swarmrl.protocol import Identity, PeerCard, TeacherRequest, encode, seal
 from swarmrl.protocol.messages import PROTOCOL_VERSION
 from swarmrl.training.checkpoint_files import latest_checkpoint
 
@@ -132,14 +139,23 @@ def test_handshake_carries_genesis_and_protocol_and_explains_refusals() -> None:
     assert "not a swarmrl peer" in explain_mismatch(ours, b"\xff garbage")
 
 
-def test_validator_passes_only_signed_envelopes_of_their_author() -> None:
+def test_validator_passes_only_signed_envelopes_of_their_author_and_topic() -> None:
     me, other = Identity.generate(), Identity.generate()
     data = encode(seal(PeerCard(peer_id=me.peer_id), me, seq=1))
-    validate = make_validator(1 << 20)
-    assert validate(me.peer_id, data)
-    assert not validate(other.peer_id, data)  # relayed under someone else's name
-    assert not validate(me.peer_id, data[:-1] + bytes([data[-1] ^ 1]))  # tampered
-    assert not validate(me.peer_id, b"\x00" * 40)
+    validate = make_validator(1 << 20, "s")
+    peers, rollouts = topic("s", "peers"), topic("s", "rollouts")
+    assert validate(peers, me.peer_id, data)
+    assert not validate(peers, other.peer_id, data)  # relayed under someone else's name
+    assert not validate(peers, me.peer_id, data[:-1] + bytes([data[-1] ^ 1]))  # tampered
+    assert not validate(peers, me.peer_id, b"\x00" * 40)
+    assert not validate(rollouts, me.peer_id, data)  # a peer card on the rollouts topic
+    assert not validate(topic("other", "peers"), me.peer_id, data)  # not our swarm's topic
+    request = TeacherRequest(request_id=1, tokenizer_fingerprint="f", prompt_ids=[1],
+                             completion_ids=[[2] * 4000] * 8)
+    big = encode(seal(request, me, seq=2))
+    assert len(big) > 30_000
+    for name in TOPIC_KINDS:  # request/response traffic has no business on any gossip topic
+        assert not validate(topic("s", name), me.peer_id, big)
 
 
 # --- setup and CLI ---------------------------------------------------------------------------

@@ -151,7 +151,7 @@ def test_fuzzed_ingress_never_crashes_a_node() -> None:
 async def _fuzz() -> None:
     rng = random.Random(1234)
     a_id, b_id, atk_id, honest_id = (Identity.generate() for _ in range(4))
-    strict = make_validator(1 << 20)
+    strict = make_validator(1 << 20, SWARM)
     async with (
         Libp2pTransport.open(a_id, _net(), swarm_id=SWARM, validator=strict) as ta,
         Libp2pTransport.open(b_id, _net(bootstrap=[f"{ta.listen_addrs()[0]}"]), swarm_id=SWARM,

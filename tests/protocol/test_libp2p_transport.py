@@ -103,7 +103,7 @@ def test_oversize_refused_and_counted() -> None:
 def test_invalid_messages_are_neither_delivered_nor_forwarded() -> None:
     # a - b - c in a line: b's validator refuses b"bad", so c (only reachable via b) never
     # sees it, while good messages flow through b to c.
-    def check(sender: str, data: bytes) -> bool:
+    def check(topic: str, sender: str, data: bytes) -> bool:
         return data != b"bad"
 
     async def main() -> None:
