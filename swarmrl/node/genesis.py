@@ -18,7 +18,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from swarmrl.config import ConfigError, NodeConfig, load_toml, parse_config
 from swarmrl.protocol.messages import PROTOCOL_VERSION
@@ -72,6 +72,18 @@ class Genesis(BaseModel):
         description="Default hyperparameters: a partial node config (any [section] of node.toml) "
         "applied beneath each node's own config.",
     )
+
+    @field_validator("protocol_version")
+    @classmethod
+    def _a_version_we_speak(cls, v: int) -> int:
+        # A swarm on another wire protocol cannot be joined by this build: say so at load time
+        # (a node would otherwise start, be refused by every peer, and train alone).
+        if v != PROTOCOL_VERSION:
+            raise ValueError(
+                f"this swarmrl speaks wire protocol {PROTOCOL_VERSION}, not {v}: a swarm on "
+                f"protocol {v} needs a swarmrl release that speaks it"
+            )
+        return v
 
     @model_validator(mode="after")
     def _defaults_are_a_node_config(self) -> Genesis:

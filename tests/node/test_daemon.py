@@ -106,6 +106,9 @@ def test_genesis_errors_name_the_field(tmp_path: Path) -> None:
         load_genesis(write(tmp_path / "bad2.toml", bad_defaults))
     with pytest.raises(ConfigError, match="no such config file"):
         load_genesis(tmp_path / "missing.toml")
+    future = 'protocol_version = 999\n' + GENESIS
+    with pytest.raises(ConfigError, match=r"protocol_version: .*speaks wire protocol 1, not 999"):
+        load_genesis(write(tmp_path / "future.toml", future))
 
 
 def test_genesis_defaults_apply_beneath_the_node_config(tmp_path: Path) -> None:
