@@ -194,9 +194,13 @@ def train(
             "sapo.publish": False,
         },
     )
+    from swarmrl.config import ConfigError
     from swarmrl.node.solo import train_alone
 
-    summary = train_alone(cfg, out, resume=resume, console=console)
+    try:
+        summary = train_alone(cfg, out, resume=resume, console=console)
+    except ConfigError as e:  # found only when the model loads (model.name)
+        fail(str(e))
     typer.echo(_format_summary(summary))
 
 

@@ -65,6 +65,16 @@ class TaskConfig(_Section):
         for name, w in self.families.items():
             if not w > 0:
                 raise ValueError(f"families.{name}: weight must be > 0, got {w}")
+        # Imported here: tasks/ reads this module, and a wrong name should fail at load time
+        # in one line (it was a traceback after the model had loaded).
+        from swarmrl.tasks.families import get_family
+        from swarmrl.tasks.problem import TaskError
+
+        for name in self.families:
+            try:
+                get_family(name)
+            except TaskError as e:
+                raise ValueError(f"families.{name}: {e}") from None
         return self
 
 

@@ -95,6 +95,7 @@ def test_train_then_resume_with_more_steps(tmp_path: Path) -> None:
         ("grpo = {learning_rate = -1}\n", "grpo.learning_rate"),
         ("bogus_field = 1\n", "bogus_field"),
         ("[sapo]\nlocal = 'many'\n", "sapo.local"),
+        ("[tasks.families]\nnope = 1.0\n", "families.nope: unknown task family 'nope'"),
     ],
 )
 def test_a_bad_config_is_one_line_naming_the_field(tmp_path: Path, toml: str, field: str) -> None:
@@ -107,6 +108,20 @@ def test_a_bad_config_is_one_line_naming_the_field(tmp_path: Path, toml: str, fi
     assert field in lines[0]
     assert "Traceback" not in result.output
     assert not (tmp_path / "o").exists()
+
+
+def test_a_model_that_does_not_load_is_one_line(tmp_path: Path) -> None:
+    not_a_model = tmp_path / "empty"
+    not_a_model.mkdir()
+    for name in (str(tmp_path / "missing"), str(not_a_model)):
+        config = tmp_path / "m.toml"
+        config.write_text(f"[model]\nname = {name!r}\n")
+        result = runner.invoke(app, ["train", "--out", str(tmp_path / "o"), "--config",
+                                     str(config), "--steps", "1"])
+        assert result.exit_code == 2, result.output
+        lines = error_lines(result)
+        assert len(lines) == 1 and lines[0].startswith("error: model.name:"), lines
+        assert "Traceback" not in result.output
 
 
 def test_a_missing_or_broken_config_is_one_line(tmp_path: Path) -> None:

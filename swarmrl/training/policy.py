@@ -16,11 +16,12 @@ import torch
 from torch import nn
 from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedTokenizerFast
 
-from swarmrl.config import GenerationConfig, ModelConfig
+from swarmrl.config import ConfigError, GenerationConfig, ModelConfig
 from swarmrl.training.checkpoint import quiet_progress
 from swarmrl.training.generation import GenerationBackend, Sample, make_backend
 from swarmrl.training.logprobs import selective_logprobs
 from swarmrl.training.tiny import (
+    TINY_CONFIGS,
     build_tiny_model,
     build_tiny_tokenizer,
     is_tiny,
@@ -250,9 +251,16 @@ def load_policy(
         else:
             model = build_tiny_model(cfg.name, seed=cfg.init_seed)
     else:
-        tokenizer = load_tokenizer(cfg.name)
-        with quiet_progress():
-            model = AutoModelForCausalLM.from_pretrained(cfg.name, dtype=dtype)
+        try:
+            tokenizer = load_tokenizer(cfg.name)
+            with quiet_progress():
+                model = AutoModelForCausalLM.from_pretrained(cfg.name, dtype=dtype)
+        except (OSError, ValueError) as e:  # no such folder or hub id, or not a causal LM
+            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            raise ConfigError(
+                f"model.name: {cfg.name!r} is not a tiny model ({', '.join(TINY_CONFIGS)}) and did "
+                f"not load as a local folder or hub id: {first}"
+            ) from None
     model = model.to(device=device, dtype=dtype)
     model.train()
     return Policy(model, tokenizer, model_id=cfg.name, seed=seed)
