@@ -671,6 +671,12 @@ class Libp2pTransport(Transport):
         self._calls.add(scope)  # close() cancels handlers in flight too
         try:
             with scope, trio.move_on_after(self._net.request_timeout_s * 2):
+                if not await self._hello_done(peer):
+                    # Only members of this swarm are served: a stranger who skipped the hello
+                    # (or was refused at it) costs us no read and no handler work.
+                    self.stats["refused_unverified_request"] += 1
+                    await write_frame(stream, error_reply("unverified: no matching hello"))
+                    return
                 data = await read_frame(stream, self._max_bytes)
                 reply = await self._run_handler(protocol, peer, data)
                 await write_frame(stream, reply)
@@ -683,6 +689,18 @@ class Libp2pTransport(Transport):
         finally:
             self._calls.discard(scope)
             await _close_quietly(stream)
+
+    async def _hello_done(self, peer: str) -> bool:
+        """Whether ``peer``'s hello matched ours, waiting for one under way: a member's first
+        request can arrive on a fresh connection before both hellos are through."""
+        peer_id = ID.from_base58(peer)
+        with trio.move_on_after(_HELLO_TIMEOUT_S):
+            while peer not in self._verified:
+                gone = not self._host.get_network().connections.get(peer_id)
+                if peer in self.refused or self._closed or gone:
+                    return False
+                await trio.sleep(0.05)
+        return peer in self._verified
 
     async def _run_handler(self, protocol: str, peer: str, data: bytes) -> bytes:
         handler = self._handlers.get(protocol)

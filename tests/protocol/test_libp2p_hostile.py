@@ -15,10 +15,16 @@ from libp2p import new_host
 from libp2p.peer.peerinfo import info_from_p2p_addr
 from libp2p.pubsub.gossipsub import PROTOCOL_ID, PROTOCOL_ID_V11, PROTOCOL_ID_V12
 from libp2p.utils.varint import encode_uvarint
-from test_libp2p_transport import ROLLOUTS, joined, node, receive_n
+from test_libp2p_transport import ROLLOUTS, joined, node, receive_n, wait_until
 
 from swarmrl.protocol import Identity
-from swarmrl.protocol.libp2p_wire import HELLO_PROTOCOL, request_protocol
+from swarmrl.protocol.libp2p_wire import (
+    HELLO_PROTOCOL,
+    decode_reply,
+    read_frame,
+    request_protocol,
+    write_frame,
+)
 
 pytestmark = pytest.mark.network
 
@@ -95,5 +101,37 @@ def test_a_relay_sends_a_newcomer_big_messages_in_frames_it_can_parse() -> None:
                 assert newcomer.stats["bad_stream"] == 0, dict(newcomer.stats)
                 assert relay.stats["bad_stream"] == 0, dict(relay.stats)
                 assert got and got[-1][1] == b"after"
+
+    trio.run(main)
+
+
+def test_requests_are_served_only_after_a_matching_hello() -> None:
+    """A stranger that never says hello gets a refusal, and the handler never runs."""
+
+    async def main() -> None:
+        calls: list[str] = []
+
+        async def handler(peer: str, data: bytes) -> bytes:
+            calls.append(peer)
+            return b"ok:" + data
+
+        async with node() as a, node(bootstrap=a.listen_addrs()) as member:
+            a.set_handler("teacher", handler)
+            await wait_until(lambda: member.peer_id in a.peers())
+            assert await member.request(a.peer_id, "teacher", b"hi", 5) == b"ok:hi"
+            stranger = new_host(key_pair=Identity.generate().to_libp2p_keypair())
+            async with stranger.run([multiaddr.Multiaddr("/ip4/127.0.0.1/tcp/0")]):
+                info = info_from_p2p_addr(multiaddr.Multiaddr(a.listen_addrs()[0]))
+                await stranger.connect(info)
+                stream = await stranger.new_stream(info.peer_id, [request_protocol("teacher")])
+                await write_frame(stream, b"hello?")
+                reply: tuple[bool, bytes] | None = None
+                with trio.fail_after(30), contextlib.suppress(Exception):
+                    reply = decode_reply(await read_frame(stream, 1 << 16))
+            # Refused with a reason, or cut off with its connection once its hello failed:
+            # either way the handler never ran for it.
+            assert reply is None or (not reply[0] and b"unverified" in reply[1]), reply
+            await wait_until(lambda: a.stats["refused_unverified_request"] == 1, timeout=15)
+            assert calls == [member.peer_id]
 
     trio.run(main)
