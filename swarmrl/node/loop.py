@@ -17,7 +17,7 @@ from typing import Any
 import trio
 
 from swarmrl import __version__
-from swarmrl.config import NodeConfig
+from swarmrl.config import ConfigError, NodeConfig
 from swarmrl.node.admission import Admission
 from swarmrl.node.guard import Guard
 from swarmrl.node.inbox import ControlInbox
@@ -38,7 +38,7 @@ from swarmrl.protocol.messages import (
 from swarmrl.selfplay.agent import SelfPlay
 from swarmrl.tasks import TaskSampler, format_prompt, materialize, verify
 from swarmrl.training.brain import Brain, RolloutRequest, ScoredGroup, TrainStats
-from swarmrl.training.checkpoint_files import latest_checkpoint, tuplify
+from swarmrl.training.checkpoint_files import remove_stale_tmp, tuplify, verified_checkpoints
 from swarmrl.training.sapo import (
     PoolEntry,
     Rescorer,
@@ -316,18 +316,39 @@ class Node:
         return self.brain.save(root, self.step, extra, self.cfg.checkpoint.keep)
 
     def resume(self) -> bool:
-        """Load the latest complete checkpoint under out_dir; returns whether one was found."""
+        """Load the newest checkpoint under out_dir that loads; returns whether one did.
+
+        A checkpoint whose files verify can still hold what this node cannot load (another
+        model's weights, a bad state file): it is skipped with a warning for the one before it.
+        If none loads, ConfigError says so and nothing is deleted."""
         root = self.checkpoint_root()
-        path = latest_checkpoint(root) if root is not None else None
-        if path is None:
+        if root is None or not root.is_dir():
             return False
+        remove_stale_tmp(root)  # what a writer killed mid-checkpoint left
+        tried = []
+        for path in verified_checkpoints(root):
+            try:
+                self._load_checkpoint(path)
+            except Exception as e:  # noqa: BLE001 - any reason a file does not load
+                why = f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
+                log.warning("%s: checkpoint %s does not load (%s); trying the one before",
+                            self.cfg.name, path, why[:300])
+                tried.append(f"{path.name} ({why[:120]})")
+                continue
+            log.info("resumed %s from %s at step %d", self.cfg.name, path, self.step)
+            return True
+        if tried:
+            raise ConfigError(f"no checkpoint under {root} loads: {'; '.join(tried)}; move "
+                              "them away to start from scratch")
+        return False
+
+    def _load_checkpoint(self, path: Path) -> None:
         extra = self.brain.load(path)
-        self.step = int(extra["step"])
+        step = int(extra["step"])
         self.sampler.load_state_dict(extra["sampler"])
         self.rng.setstate(tuplify(extra["rng"]))
         self.selfplay.load_state_dict(extra.get("selfplay", {}))
-        log.info("resumed %s from %s at step %d", self.cfg.name, path, self.step)
-        return True
+        self.step = step
 
 
 def _mean_reward(groups: list[ScoredGroup]) -> float:

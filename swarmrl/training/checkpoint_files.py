@@ -13,12 +13,14 @@ import json
 import os
 import shutil
 import tempfile
+import time
 from collections.abc import Callable
 from pathlib import Path
 
 FORMAT = 1
 MANIFEST = "manifest.json"
 PREFIX = "step-"
+_STARTED = time.time()  # about when this process started: it wrote nothing before
 
 
 def _fsync_path(path: Path) -> None:
@@ -96,14 +98,27 @@ def _writer_pid(p: Path) -> int | None:
         return None
 
 
+def _dead_writer(p: Path) -> bool:
+    """Whether the process that wrote ``p`` is gone: its pid is not alive, or that pid now
+    belongs to a process started after ``p`` was last written (pids are reused, and a daemon
+    restarted in a container often gets its predecessor's)."""
+    pid = _writer_pid(p)
+    if pid is None:
+        return False
+    if pid == os.getpid():
+        try:
+            return p.stat().st_mtime < _STARTED - 1.0
+        except OSError:
+            return False
+    return not _pid_alive(pid)
+
+
 def _orphans(root: Path) -> dict[str, Path]:
     """Swapped-out step directories of dead writers whose step directory is missing."""
     found = {}
     for p in root.glob(".tmp-*-old-" + PREFIX + "*"):
-        pid = _writer_pid(p)
         name = p.name.split("-old-", 1)[1]
-        dead = pid is not None and pid != os.getpid() and not _pid_alive(pid)
-        if dead and not (root / name).exists():
+        if _dead_writer(p) and not (root / name).exists():
             found[name] = p
     return found
 
@@ -115,8 +130,7 @@ def remove_stale_tmp(root: Path) -> None:
         if verify_checkpoint(p):
             os.rename(p, root / name)
     for p in root.glob(".tmp-*"):
-        pid = _writer_pid(p)
-        if pid is not None and pid != os.getpid() and not _pid_alive(pid):
+        if _dead_writer(p):
             shutil.rmtree(p, ignore_errors=True)
 
 
@@ -159,10 +173,12 @@ def verify_checkpoint(path: str | Path) -> bool:
 
 def latest_checkpoint(root: str | Path) -> Path | None:
     """The newest checkpoint that verifies; incomplete or corrupt ones are skipped."""
-    for path in reversed(list_checkpoints(root)):
-        if verify_checkpoint(path):
-            return path
-    return None
+    return next(iter(verified_checkpoints(root)), None)
+
+
+def verified_checkpoints(root: str | Path) -> list[Path]:
+    """Every checkpoint whose manifest verifies, newest first."""
+    return [p for p in reversed(list_checkpoints(root)) if verify_checkpoint(p)]
 
 
 def tuplify(x: object) -> object:

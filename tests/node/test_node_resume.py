@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import shutil
+import time
 from pathlib import Path
 
 import pytest
@@ -17,11 +19,13 @@ from _node_helpers import (
 )
 from _oracle import oracle_lm_brain
 
+from swarmrl.config import ConfigError
 from swarmrl.node.loop import Node
 from swarmrl.node.metrics import read_metrics
 from swarmrl.node.runtime import SimRuntime
 from swarmrl.protocol import MemoryNetwork
 from swarmrl.simulator.stub import StubBrain
+from swarmrl.training.checkpoint_files import verify_checkpoint, write_manifest
 
 
 def run_node(node: Node, steps: int) -> None:
@@ -102,3 +106,47 @@ def test_an_lm_node_resumes_its_weights_and_step(tmp_path: Path) -> None:
     assert same_weights()
     assert second.sampler.state_dict() == first.sampler.state_dict()
     assert second.rng.getstate() == first.rng.getstate()
+
+
+def test_resume_falls_back_past_checkpoints_that_verify_but_do_not_load(tmp_path: Path) -> None:
+    """Files that match their manifest can still be wrong for this node (another model, a bad
+    state file): the one before is loaded, with a warning; none loading is one clear error."""
+    cfg = node_config(steps=4, checkpoint={"every": 1, "keep": 3})
+    node = stub_node(cfg, out_dir=tmp_path)
+    run_node(node, 4)
+    node.metrics.close()
+    root = tmp_path / "checkpoints"
+    for step in (4, 3):
+        bad = root / f"step-{step:08d}"
+        (bad / "stub.json").write_text('{"not": "a stub brain"}')
+        revouch(bad)  # the manifest matches the bad content
+        assert verify_checkpoint(bad)
+    again = stub_node(cfg, out_dir=tmp_path)
+    assert again.resume() and again.step == 2
+    (root / "step-00000002" / "stub.json").write_text("[]")
+    revouch(root / "step-00000002")
+    with pytest.raises(ConfigError, match="no checkpoint under .* loads: step-00000004"):
+        stub_node(cfg, out_dir=tmp_path).resume()
+    assert len(list(root.iterdir())) == 3  # nothing deleted
+
+
+def revouch(step_dir: Path) -> None:
+    (step_dir / "manifest.json").unlink()
+    write_manifest(step_dir)
+
+
+def test_resume_removes_what_a_killed_checkpoint_writer_left(tmp_path: Path) -> None:
+    cfg = node_config(steps=2, checkpoint={"every": 1, "keep": 3})
+    node = stub_node(cfg, out_dir=tmp_path)
+    run_node(node, 2)
+    node.metrics.close()
+    root = tmp_path / "checkpoints"
+    dead = root / ".tmp-999999999-abc"  # a writer pid that cannot exist
+    dead.mkdir()
+    (dead / "model.safetensors").write_bytes(b"half")
+    reused = root / f".tmp-{os.getpid()}-def"  # our pid, but written before we started
+    reused.mkdir()
+    os.utime(reused, (time.time() - 3600, time.time() - 3600))
+    again = stub_node(cfg, out_dir=tmp_path)
+    assert again.resume() and again.step == 2
+    assert not dead.exists() and not reused.exists()
