@@ -303,7 +303,7 @@ def _sim_server(cfg: Any, out: Path, base: Path | None, served: list[Any]) -> An
         from swarmrl.node.control import write_control_addr
         from swarmrl.simulator.serve import serve_simulation
 
-        handle = serve_simulation(sim, cfg, base)
+        handle = serve_simulation(sim, cfg, base, run_dir=out)
         served.append(handle)
         if handle.addr:
             write_control_addr(out, handle.addr)

@@ -585,9 +585,12 @@ def split_host_port(addr: str) -> tuple[str, int]:
 class ControlConfig(_Section):
     """The control and inspection API (`swarmrl inspect`) and the Prometheus endpoint.
 
-    Loopback needs no token. Binding the control API anywhere else requires a token, which
-    clients present as gRPC metadata (`authorization: Bearer <token>`); the traffic itself is
-    not encrypted, so reach a remote node through an SSH tunnel or a TLS proxy.
+    The API belongs to the node's owner: every call presents a token as gRPC metadata
+    (`authorization: Bearer <token>`). Without `token` or `token_file`, a daemon (and `swarmrl
+    sim --control`) creates one in `<run dir>/control.token`, readable by its owner only, where
+    `swarmrl inspect --dir RUN_DIR` finds it; other users of the machine cannot pause the node,
+    read its config or submit tasks. The traffic is not encrypted: reach a remote node through an
+    SSH tunnel or a TLS proxy.
     """
 
     listen: str = Field(
@@ -607,10 +610,20 @@ class ControlConfig(_Section):
         description="Read the token from this file instead (first line; relative paths are "
         "relative to the config file).",
     )
+    allow_no_token: bool = Field(
+        default=False,
+        description="Serve the control API on loopback without a token. Any local user can then "
+        "pause the node, read its whole config and submit tasks: only for a machine of your own.",
+    )
     metrics_listen: str = Field(
         default="",
         description="HOST:PORT of a Prometheus /metrics endpoint (e.g. 127.0.0.1:9464; the same "
         "figures as metrics.jsonl); empty = off. It has no token: it shows figures, no text.",
+    )
+    metrics_public: bool = Field(
+        default=False,
+        description="Allow metrics_listen on a non-loopback address (anyone who reaches it reads "
+        "the node's figures); without it such an address is refused.",
     )
 
     @model_validator(mode="after")
@@ -625,6 +638,13 @@ class ControlConfig(_Section):
                 raise ValueError(
                     f"listen: {self.listen} is not a loopback address; set control.token or "
                     "control.token_file so only you can control the node"
+                )
+        if self.metrics_listen and not self.metrics_public:
+            host, _ = split_host_port(self.metrics_listen)
+            if host not in LOOPBACK_HOSTS:
+                raise ValueError(
+                    f"metrics_listen: {self.metrics_listen} is not a loopback address; set "
+                    "control.metrics_public = true to publish the node's figures there"
                 )
         return self
 

@@ -76,11 +76,25 @@ def client(node: str | None, run_dir: Path | None, token: str | None,
     from swarmrl.node.control_client import ControlClient, InspectError
 
     addr = resolve_addr(node, run_dir)
+    token = token or _dir_token(node, run_dir)
     try:
         with ControlClient(addr, token or None, timeout) as c:
             yield c
     except InspectError as e:
         fail(str(e))
+
+
+def _dir_token(node: str | None, run_dir: Path | None) -> str | None:
+    """The run directory's own token, when the address came from it (--dir, or the current
+    directory): whoever can read the run directory is its owner."""
+    from swarmrl.node.control_client import TOKEN_FILE
+
+    if node and run_dir is None:
+        return None
+    try:
+        return (run_dir or Path(".")).joinpath(TOKEN_FILE).read_text().strip() or None
+    except OSError:
+        return None
 
 
 def emit(data: Any, as_json: bool, view: Any) -> None:

@@ -14,6 +14,8 @@ from __future__ import annotations
 import functools
 import hmac
 import logging
+import os
+import secrets
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -25,7 +27,7 @@ import grpc
 
 from swarmrl.config import ConfigError, ControlConfig, split_host_port
 from swarmrl.node import inspection as snap
-from swarmrl.node.control_client import CONTROL_ADDR_FILE
+from swarmrl.node.control_client import CONTROL_ADDR_FILE, TOKEN_FILE
 from swarmrl.node.inbox import InboxFull
 from swarmrl.node.inspection import Rejected, Served, ServedNode
 from swarmrl.node.proto import control_pb2 as pb
@@ -226,12 +228,39 @@ class ControlHandle:
             self._http = None
 
 
-def start_control(served: Served, cfg: ControlConfig, base: Path | None = None) -> ControlHandle:
+def own_token(run_dir: Path) -> str:
+    """The run directory's own control token (``control.token``, mode 0600), created once."""
+    path = run_dir / TOKEN_FILE
+    try:
+        token = path.read_text().strip()
+    except OSError:
+        token = ""
+    if token:
+        return token
+    token = secrets.token_urlsafe(32)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    tmp = run_dir / f".{TOKEN_FILE}.{os.getpid()}"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(token + "\n")
+    os.replace(tmp, path)
+    return token
+
+
+def start_control(
+    served: Served, cfg: ControlConfig, base: Path | None = None, run_dir: Path | None = None
+) -> ControlHandle:
     """Start what ``cfg`` asks for (the gRPC API on ``listen``, /metrics on ``metrics_listen``);
-    ConfigError (one line) if a port cannot be bound or the token file cannot be read."""
+    ConfigError (one line) if a port cannot be bound or the token file cannot be read.
+
+    With ``run_dir`` (a daemon's, a simulation's) and no token configured, the API requires the
+    run directory's own token (:func:`own_token`) unless ``allow_no_token``."""
     handle = ControlHandle("", "", None)
     if cfg.listen:
-        handle._grpc, handle.addr = _serve_grpc(served, cfg, resolve_token(cfg, base))
+        token = resolve_token(cfg, base)
+        if token is None and run_dir is not None and not cfg.allow_no_token:
+            token = own_token(run_dir)
+        handle._grpc, handle.addr = _serve_grpc(served, cfg, token)
     if cfg.metrics_listen:
         from swarmrl.node.prometheus import serve_metrics
 

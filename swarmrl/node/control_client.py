@@ -17,6 +17,8 @@ from swarmrl.node.proto import control_pb2_grpc as pb_grpc
 
 CONTROL_ADDR_FILE = "control.addr"
 """Written into a run directory by whatever serves the API, so `inspect --dir` finds it."""
+TOKEN_FILE = "control.token"
+"""The run directory's own control token (mode 0600), which `inspect --dir` presents."""
 
 
 class InspectError(Exception):
@@ -65,7 +67,8 @@ class ControlClient:
             return f"cannot reach a node at {self.addr} ({why}); is it running?"
         if code == grpc.StatusCode.UNAUTHENTICATED:
             return (f"{self.addr} refused the call: {details} "
-                    "(pass --token or set SWARMRL_TOKEN)")
+                    "(run it with --dir RUN_DIR, which holds control.token, or pass --token / "
+                    "set SWARMRL_TOKEN)")
         if code == grpc.StatusCode.DEADLINE_EXCEEDED:
             return f"no answer from {self.addr} within {self.timeout:g} s"
         if code == grpc.StatusCode.UNIMPLEMENTED:

@@ -260,6 +260,11 @@ def make_validator(max_size: int, swarm_id: str) -> Callable[[str, str, bytes], 
 
 def run_daemon(setup: DaemonSetup, verbose: bool = False) -> int:
     """Run the node until stopped (or until cfg.steps, if not 0); returns the exit code."""
+    # Everything the node writes (log, metrics, checkpoints, status, token) is its owner's
+    # alone: other users of the machine read none of it.
+    os.umask(0o077)
+    if setup.out.is_dir():
+        setup.out.chmod(0o700)
     setup_logging(setup.out, verbose)
     cfg = setup.cfg
     try:
@@ -379,7 +384,8 @@ async def _serve_control(
         node, state=(lambda: "relaying") if setup.is_bootstrap else None, extra=extra,
         connected=lambda: sorted(watcher.connected), trains=not setup.is_bootstrap,
     )
-    handle = start_control(Served("daemon", lambda: [served]), setup.cfg.control)
+    handle = start_control(Served("daemon", lambda: [served]), setup.cfg.control,
+                           run_dir=setup.out)
     if handle.addr:
         write_control_addr(setup.out, handle.addr)
         log.info("control API on %s (swarmrl inspect status --dir %s)", handle.addr, setup.out)

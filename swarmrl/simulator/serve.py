@@ -35,6 +35,9 @@ def served(sim: Simulation) -> Served:
     return Served("simulation", nodes, names)
 
 
-def serve_simulation(sim: Simulation, cfg: ControlConfig, base: Path | None) -> ControlHandle:
-    """Start the control API (and /metrics) for every node of ``sim``; ConfigError if it can't."""
-    return start_control(served(sim), cfg, base)
+def serve_simulation(
+    sim: Simulation, cfg: ControlConfig, base: Path | None, run_dir: Path | None = None
+) -> ControlHandle:
+    """Start the control API (and /metrics) for every node of ``sim``; ConfigError if it can't.
+    With ``run_dir``, calls need its token (see ``start_control``)."""
+    return start_control(served(sim), cfg, base, run_dir=run_dir)

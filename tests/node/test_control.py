@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import math
+import stat
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -24,6 +25,7 @@ from swarmrl.node.inspection import node_now
 from swarmrl.node.metrics import read_metrics
 from swarmrl.node.proto import control_pb2 as pb
 from swarmrl.simulator.runner import Simulation
+from swarmrl.simulator.serve import serve_simulation
 
 pytestmark = pytest.mark.network
 
@@ -278,6 +280,36 @@ def test_binding_beyond_loopback_needs_a_token() -> None:
     assert parse_config(NodeConfig, {"control": {"listen": "[::1]:7850"}})
     with pytest.raises(ConfigError, match="is not HOST:PORT"):
         parse_config(NodeConfig, {"control": {"listen": "localhost"}})
+    with pytest.raises(ConfigError, match="metrics_listen: 0.0.0.0:9464 is not a loopback"):
+        parse_config(NodeConfig, {"control": {"metrics_listen": "0.0.0.0:9464"}})
+    public = {"metrics_listen": "0.0.0.0:9464", "metrics_public": True}
+    assert parse_config(NodeConfig, {"control": public})
+
+
+def test_a_run_directory_gets_its_own_token_unless_told_otherwise(
+    sim: Simulation, tmp_path: Path
+) -> None:
+    handle = serve_simulation(sim, ControlConfig(), None, run_dir=tmp_path)
+    try:
+        token_file = tmp_path / "control.token"
+        assert stat.S_IMODE(token_file.stat().st_mode) == 0o600
+        token = token_file.read_text().strip()
+        assert len(token) >= 40
+        with ControlClient(handle.addr) as c, pytest.raises(InspectError, match="no token"):
+            c.call("ListNodes", pb.ListNodesRequest())
+        with ControlClient(handle.addr, token) as c:
+            assert c.call("ListNodes", pb.ListNodesRequest()).nodes
+    finally:
+        handle.stop(0)
+    again = serve_simulation(sim, ControlConfig(), None, run_dir=tmp_path)
+    again.stop(0)
+    assert token_file.read_text().strip() == token  # one token per run directory
+    open_ = serve_simulation(sim, ControlConfig(allow_no_token=True), None, run_dir=tmp_path)
+    try:
+        with ControlClient(open_.addr) as c:
+            assert c.call("ListNodes", pb.ListNodesRequest()).nodes
+    finally:
+        open_.stop(0)
 
 
 def test_unreachable_node_and_port_in_use_are_one_line(sim: Simulation) -> None:

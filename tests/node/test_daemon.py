@@ -426,6 +426,23 @@ def test_inspect_a_running_daemon(swarm: Swarm) -> None:
     wait_for(lambda: inspect(a, "status")["node"]["step"] > held, 30, "a to train again", a)
 
 
+def test_a_daemon_belongs_to_its_owner(swarm: Swarm) -> None:
+    """Its control API needs the run directory's token (0600); another user, who can neither
+    read the token nor enter the run directory (0700), is refused; its files are 0600."""
+    a = swarm.a
+    addr = (a.out / "control.addr").read_text().strip()
+    assert stat.S_IMODE(a.out.stat().st_mode) == 0o700
+    for name in ("control.token", "node.log", "metrics.jsonl", "status.json"):
+        assert stat.S_IMODE((a.out / name).stat().st_mode) == 0o600, name
+    anyone = runner.invoke(app, ["inspect", "pause", "--node", addr])
+    assert anyone.exit_code != 0 and "no token" in anyone.output
+    token = (a.out / "control.token").read_text().strip()
+    wrong = runner.invoke(app, ["inspect", "status", "--node", addr, "--token", token + "x"])
+    assert wrong.exit_code != 0 and "wrong token" in wrong.output
+    owner = runner.invoke(app, ["inspect", "status", "--node", addr, "--token", token, "--json"])
+    assert owner.exit_code == 0 and json.loads(owner.stdout)["node"]["peer_id"] == a.peer_id
+
+
 @pytest.mark.network
 @pytest.mark.slow
 def test_a_node_on_another_genesis_is_refused(swarm: Swarm) -> None:
