@@ -16,6 +16,7 @@ import hmac
 import logging
 import os
 import secrets
+import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -38,6 +39,11 @@ log = logging.getLogger("swarmrl.control")
 SERVICE = pb.DESCRIPTOR.services_by_name["NodeControl"].full_name
 MAX_WORKERS = 16
 """Threads answering calls; a followed metrics stream holds one for as long as it lasts."""
+MAX_FOLLOWERS = 4
+"""Followed metrics streams at once: the other threads stay free for everyone else's calls (16
+fast-polling followers used to lock every other client out and slow the node's steps 4x)."""
+MIN_FOLLOW_INTERVAL_S = 0.25
+"""A follower's fastest poll: each one copies the node's recent rows and counters."""
 
 
 def _rpc(fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -60,6 +66,7 @@ def _rpc(fn: Callable[..., Any]) -> Callable[..., Any]:
 class NodeControl(pb_grpc.NodeControlServicer):
     def __init__(self, served: Served) -> None:
         self.served = served
+        self._followers = threading.BoundedSemaphore(MAX_FOLLOWERS)
 
     def _pick(self, request: Any) -> ServedNode:
         return self.served.select(request.node)
@@ -93,10 +100,24 @@ class NodeControl(pb_grpc.NodeControlServicer):
             node = self._pick(request).node
         except Rejected as e:
             context.abort(getattr(grpc.StatusCode, e.code), str(e))
+        if not request.follow:
+            yield from self._metrics(node, request, context)
+            return
+        if not self._followers.acquire(blocking=False):
+            context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED,
+                          f"{MAX_FOLLOWERS} metrics streams are followed already; try later")
+        try:
+            yield from self._metrics(node, request, context)
+        finally:
+            self._followers.release()
+
+    def _metrics(self, node: Any, request: pb.MetricsRequest, context: Any
+                 ) -> Iterator[pb.MetricsUpdate]:
         last = None if request.last < 0 else request.last
         seen = node.metrics.totals["steps"]
         yield _update(node, snap.rows(node, last))
-        interval = request.interval_s if request.interval_s > 0 else 0.5
+        interval = max(request.interval_s if request.interval_s > 0 else 0.5,
+                       MIN_FOLLOW_INTERVAL_S)
         counters = snap.counters(node)
         while request.follow and context.is_active():
             time.sleep(interval)

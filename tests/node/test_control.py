@@ -312,6 +312,38 @@ def test_a_run_directory_gets_its_own_token_unless_told_otherwise(
         open_.stop(0)
 
 
+def test_followers_cannot_lock_out_other_clients(sim: Simulation) -> None:
+    """At most MAX_FOLLOWERS followed metrics streams; the next is refused in one line, and
+    every other call is still answered while they run."""
+    from swarmrl.node.control import MAX_FOLLOWERS
+    from swarmrl.node.proto import control_pb2_grpc as pb_grpc
+
+    handle = serve_sim(sim)
+    channel = grpc.insecure_channel(handle.addr)
+    try:
+        stub = pb_grpc.NodeControlStub(channel)
+        req = pb.MetricsRequest(node="s-0", follow=True, interval_s=0.001)
+        streams = [stub.Metrics(req) for _ in range(MAX_FOLLOWERS)]
+        for st in streams:
+            next(st)  # each is being served (and holds a follower slot)
+        with pytest.raises(grpc.RpcError) as e:
+            next(stub.Metrics(req))
+        assert e.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+        assert "followed already" in e.value.details()
+        with ControlClient(handle.addr) as c:
+            for _ in range(20):
+                assert c.call("Status", pb.NodeRequest(node="s-0")).node.name == "s-0"
+        once = stub.Metrics(pb.MetricsRequest(node="s-0", last=1))  # not followed: served
+        assert len(list(once)) == 1
+        for st in streams:
+            st.cancel()
+        time.sleep(0.5)
+        assert next(stub.Metrics(req)) is not None  # a slot is free again
+    finally:
+        channel.close()
+        handle.stop(0)
+
+
 def test_unreachable_node_and_port_in_use_are_one_line(sim: Simulation) -> None:
     with ControlClient("127.0.0.1:1", timeout=2) as c, pytest.raises(InspectError) as e:
         c.call("ListNodes", pb.ListNodesRequest())
