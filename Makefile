@@ -16,7 +16,7 @@ EXTRAS := test,bench,dev
 PIP := -m pip install -q --disable-pip-version-check
 LATEST := .venv-latest
 
-.PHONY: test test-latest demo lint lock clean proto
+.PHONY: test test-latest demo lint lock hivemind-lock clean proto
 
 $(STAMP): pyproject.toml $(LOCK)
 	$(PYTHON) -m venv $(VENV)
@@ -43,11 +43,20 @@ lock:
 		--no-emit-find-links --extra test --extra bench --extra dev -c constraints.txt \
 		-o $(LOCK) pyproject.toml
 
-# hivemind's DHT, the anchor of benchmarks/gossip.py, in its own venv (its pins clash with ours).
-# torch is named so pip takes the CPU build on disk rather than a CUDA one.
-.venv-hivemind:
+# hivemind's DHT, the anchor of benchmarks/gossip.py, in its own venv (its pins clash with ours),
+# from its own lock. `make hivemind-lock` re-resolves it (torch named so pip takes the CPU build).
+.venv-hivemind: requirements-hivemind.lock
+	rm -rf .venv-hivemind .venv-hivemind.tmp
+	$(PYTHON) -m venv .venv-hivemind.tmp
+	.venv-hivemind.tmp/bin/python $(PIP) -r requirements-hivemind.lock
+	mv .venv-hivemind.tmp .venv-hivemind
+
+hivemind-lock:
+	rm -rf .venv-hivemind .venv-hivemind.tmp
 	$(PYTHON) -m venv .venv-hivemind.tmp
 	.venv-hivemind.tmp/bin/python $(PIP) torch==2.13.0 hivemind==1.1.12
+	{ head -2 requirements-hivemind.lock; .venv-hivemind.tmp/bin/python -m pip freeze; } > .lock.tmp
+	mv .lock.tmp requirements-hivemind.lock
 	mv .venv-hivemind.tmp .venv-hivemind
 
 lint: $(STAMP)

@@ -3,7 +3,7 @@
 rl-swarm shares rollouts by storing them in hivemind's DHT and having peers get them, so this is
 the mechanism our gossip replaces. Runs in its own virtualenv (hivemind pins clash with ours):
 
-    make .venv-hivemind   # python3 -m venv + pip install torch==2.13.0 hivemind==1.1.12
+    make .venv-hivemind   # its own venv from requirements-hivemind.lock (hivemind 1.1.12)
     .venv-hivemind/bin/python benchmarks/hivemind_dht_anchor.py --nodes 8
 
 Each hivemind.DHT is its own OS process with its own p2pd daemon. Per operation, one node
