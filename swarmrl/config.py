@@ -628,24 +628,20 @@ class ControlConfig(_Section):
 
     @model_validator(mode="after")
     def _check(self) -> ControlConfig:
-        for name in ("listen", "metrics_listen"):
+        # Beyond loopback only when explicitly allowed: a token for the API, a flag for metrics.
+        rules = (
+            ("listen", self.has_token,
+             "set control.token or control.token_file so only you can control the node"),
+            ("metrics_listen", self.metrics_public,
+             "set control.metrics_public = true to publish the node's figures there"),
+        )
+        for name, allowed, hint in rules:
             value = getattr(self, name)
-            if value:
-                split_host_port(value)
-        if self.listen and not self.has_token:
-            host, _ = split_host_port(self.listen)
-            if host not in LOOPBACK_HOSTS:
-                raise ValueError(
-                    f"listen: {self.listen} is not a loopback address; set control.token or "
-                    "control.token_file so only you can control the node"
-                )
-        if self.metrics_listen and not self.metrics_public:
-            host, _ = split_host_port(self.metrics_listen)
-            if host not in LOOPBACK_HOSTS:
-                raise ValueError(
-                    f"metrics_listen: {self.metrics_listen} is not a loopback address; set "
-                    "control.metrics_public = true to publish the node's figures there"
-                )
+            if not value:
+                continue
+            host, _ = split_host_port(value)
+            if host not in LOOPBACK_HOSTS and not allowed:
+                raise ValueError(f"{name}: {value} is not a loopback address; {hint}")
         return self
 
     @property
