@@ -6,6 +6,7 @@ import json
 from collections import Counter
 
 import pytest
+from pydantic import ValidationError
 
 from swarmrl.config import TaskConfig
 from swarmrl.protocol.messages import task_key
@@ -113,8 +114,11 @@ def test_state_from_another_config_is_refused() -> None:
 
 
 def test_bad_config_fails_at_construction() -> None:
+    with pytest.raises(ValidationError, match="families.arithm: unknown task family"):
+        _cfg(families={"arithm": 1.0})  # the config says so first, naming the field
+    unchecked = TaskConfig.model_construct(families={"arithm": 1.0})
     with pytest.raises(TaskError, match="unknown task family"):
-        TaskSampler(_cfg(families={"arithm": 1.0}), 0)
+        TaskSampler(unchecked, 0)  # and the sampler does not rely on it
     with pytest.raises(TaskError, match="family_params.arith.*terms"):
         TaskSampler(_cfg(family_params={"arith": {"terms": 0}}), 0)
     with pytest.raises(TaskError, match="family_params.chain_sum"):
