@@ -114,10 +114,14 @@ def models_warmstart(
 # --- config -------------------------------------------------------------------------------
 @config_app.command("show")
 def config_show(
-    config: Annotated[Path | None, typer.Option(help="Node config TOML.")] = None,
+    file: Annotated[Path | None, typer.Argument(help="Node config TOML.", show_default=False)]
+    = None,
+    config: Annotated[Path | None, typer.Option(help="Node config TOML (same as FILE).")] = None,
 ) -> None:
     """Print the effective node config (defaults merged with the file) as JSON."""
-    typer.echo(_node_config(config).model_dump_json(indent=2))
+    if file is not None and config is not None and file != config:
+        fail("give the config once: FILE or --config")
+    typer.echo(_node_config(file or config).model_dump_json(indent=2))
 
 
 @config_app.command("docs")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -197,3 +198,14 @@ def test_an_unknown_experiment_is_one_line_listing_the_known_ones() -> None:
     assert "unknown experiment 'nope'" in line and "\n" not in line
     for name in ("distill", "guard", "sapo", "selfplay"):
         assert name in line
+
+
+def test_config_show_takes_the_file_as_an_argument_or_an_option(tmp_path: Path) -> None:
+    config = tmp_path / "n.toml"
+    config.write_text("[grpo]\nlearning_rate = 0.001\n")
+    for args in (["config", "show", str(config)], ["config", "show", "--config", str(config)]):
+        result = runner.invoke(app, args)
+        assert result.exit_code == 0, result.output
+        assert json.loads(result.stdout)["grpo"]["learning_rate"] == 0.001
+    both = runner.invoke(app, ["config", "show", str(config), "--config", str(tmp_path / "x")])
+    assert both.exit_code != 0 and len(error_lines(both)) == 1
