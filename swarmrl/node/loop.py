@@ -51,6 +51,15 @@ from swarmrl.training.sapo import (
 log = logging.getLogger("swarmrl.node")
 
 
+def public_model_id(model_id: str) -> str:
+    """What a peer card says of the model: a hub id or tiny name as is, a local folder by its
+    last part only (its absolute path tells the whole swarm about this machine's disk)."""
+    path = Path(model_id)
+    if path.is_absolute() or model_id.startswith(("~", ".")) or path.exists():
+        return path.expanduser().name or "local"
+    return model_id
+
+
 def topic(swarm_id: str, name: str) -> str:
     return f"/swarmrl/{swarm_id}/{name}/1"
 
@@ -226,7 +235,7 @@ class Node:
         if not self.cfg.sapo.publish:
             return
         sampler = SamplerInfo(
-            model_id=self.brain.model_id[:256],
+            model_id=public_model_id(self.brain.model_id)[:256],
             tokenizer_fingerprint=self.brain.tokenizer_fingerprint[:128],
             policy_version=self.brain.policy_version,
             temperature=self.cfg.generation.temperature,

@@ -102,3 +102,15 @@ def test_two_nodes_share_rollouts_while_an_attacker_floods_junk() -> None:
         assert node.peers.get(ident(66).peer_id).admitted == 0
     # the attacker's replays of a's own messages reach a as a's own messages
     assert a.metrics.counters["dropped:own_message"] > 0
+
+
+def test_a_peer_card_names_a_local_model_by_its_folder_only(tmp_path: Path) -> None:
+    from swarmrl.node.loop import public_model_id
+
+    folder = tmp_path / "models" / "smollm2-135m"
+    folder.mkdir(parents=True)
+    assert public_model_id(str(folder)) == "smollm2-135m"
+    assert public_model_id("~/models/my-model") == "my-model"
+    assert public_model_id("./my-model") == "my-model"
+    assert public_model_id("Qwen/Qwen2.5-0.5B-Instruct") == "Qwen/Qwen2.5-0.5B-Instruct"
+    assert public_model_id("tiny-4m") == "tiny-4m"
