@@ -7,6 +7,7 @@ Every user error is one line on stderr and a non-zero exit code, never a traceba
 from __future__ import annotations
 
 import logging
+import secrets
 import sys
 import time
 from pathlib import Path
@@ -372,7 +373,10 @@ def node_init(
         fail(str(e))
     out.mkdir(parents=True, exist_ok=True)
     genesis_ref = str(swarm.resolve()) if swarm else ""
-    config.write_text(node_toml(name=name, genesis=genesis_ref, genesis_obj=genesis))
+    # Each node its own seed: with the default one, two nodes of one model drew the same tasks
+    # and sampled the same completions.
+    seed = secrets.randbelow(2**31)
+    config.write_text(node_toml(name=name, genesis=genesis_ref, genesis_obj=genesis, seed=seed))
     key = out / "node.key"
     try:
         ident = Identity.load(key) if key.exists() else Identity.generate()

@@ -537,8 +537,12 @@ def read_status(out: Path) -> dict[str, Any] | None:
 
 
 # --- node init -------------------------------------------------------------------------------
-def node_toml(name: str = "node", genesis: str = "", genesis_obj: Genesis | None = None) -> str:
-    """A node.toml listing every field with its meaning, defaults commented out.
+def node_toml(
+    name: str = "node", genesis: str = "", genesis_obj: Genesis | None = None,
+    seed: int | None = None,
+) -> str:
+    """A node.toml listing every field with its meaning, defaults commented out; ``seed``, when
+    given, is set (nodes with one seed would draw the same tasks and samples).
 
     Defaults stay commented so a genesis' defaults (applied beneath this file) are not masked;
     with a genesis, the commented values are the swarm's.
@@ -547,6 +551,8 @@ def node_toml(name: str = "node", genesis: str = "", genesis_obj: Genesis | None
     if genesis_obj is None or "steps" not in genesis_obj.defaults:
         effective = effective.model_copy(update={"steps": 0})  # `node run`'s own default
     active: dict[str, Any] = {"name": name, "network.key_file": "node.key"}
+    if seed is not None:
+        active["seed"] = seed
     if genesis:
         active["network.genesis"] = genesis
     head = [

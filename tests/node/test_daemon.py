@@ -193,6 +193,11 @@ def test_node_init_writes_a_documented_config_and_a_private_key(tmp_path: Path) 
     assert "# AdamW learning rate." in text and "# group_size = 4" in text  # the swarm's value
     setup = resolve_setup(out / "node.toml")
     assert setup.genesis is not None and setup.cfg.generation.group_size == 4
+    other = tmp_path / "other"
+    made = runner.invoke(app, ["node", "init", "--out", str(other), "--swarm", swarm])
+    assert made.exit_code == 0
+    seeds = {resolve_setup(d / "node.toml").cfg.seed for d in (out, other)}
+    assert len(seeds) == 2  # each node its own seed: not the same tasks and samples
     again = runner.invoke(app, ["node", "init", "--out", str(out)])
     assert again.exit_code == 2 and "exists" in again.stderr
     # the plain template parses too, every default commented out
