@@ -176,7 +176,9 @@ def _node_config(path: Path | None, **overrides: Any) -> Any:
 @app.command()
 def train(
     out: Annotated[Path, typer.Option("--out", help="Run directory (metrics, checkpoints).")],
-    steps: Annotated[int | None, typer.Option(help="Training steps.")] = None,
+    steps: Annotated[int | None, typer.Option(
+        help="Total training steps of the run (a resumed run goes on to this step)."
+    )] = None,
     config: Annotated[Path | None, typer.Option(help="Node config TOML.")] = None,
     model: Annotated[str | None, typer.Option(help="tiny-0.5m, tiny-4m, hub id or path.")] = None,
     lr: Annotated[float | None, typer.Option(help="Learning rate.")] = None,

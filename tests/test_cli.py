@@ -85,6 +85,8 @@ def test_train_then_resume_with_more_steps(tmp_path: Path) -> None:
     )
     assert result.exit_code == 0, result.output
     assert "steps 5" in result.stdout
+    said = " ".join(result.output.split())  # the console wraps long lines
+    assert "resuming" in said and "at step 3" in said and "2 more to reach --steps 5" in said
     rows = read_metrics(out / "metrics.jsonl")
     assert [r["step"] for r in rows] == [1, 2, 3, 4, 5]  # resumed, not restarted
     assert (out / "checkpoints" / "step-00000005").is_dir()

@@ -35,8 +35,11 @@ def train_alone(
     async def main() -> Node:
         async with MemoryNetwork(seed=cfg.seed) as net:
             node = Node(cfg, brain, net.endpoint(ident.peer_id), ident, RealRuntime(), out)
-            if resume:
-                node.resume()
+            if resume and node.resume() and console is not None:
+                left = max(0, cfg.steps - node.step)
+                console.print(f"resuming {out} at step {node.step} (its newest checkpoint): "
+                              f"{left} more to reach --steps {cfg.steps}, the run's total; "
+                              "--no-resume starts over")
             with make_progress(console, f"train {cfg.model.name}") as bar:
                 task = bar.add_task("train", total=cfg.steps, completed=node.step, info="")
                 async with trio.open_nursery() as nursery:
