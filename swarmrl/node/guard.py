@@ -5,6 +5,10 @@ adds to decoding and the replay window:
 
 - **rate**: a token bucket per peer, in messages and in bytes, checked before any decoding, so
   a flood costs us a dictionary lookup per message;
+- **task space**: a rollout group's task must be of one of this node's task families (for a
+  daemon, its swarm's genesis families), checked before anything is generated: a peer cannot
+  make the node run another generator (reasoning-gym has ones that take minutes or gigabytes at
+  peer-chosen, or even default, parameters);
 - **regeneration**: a rollout group's task must regenerate on this node (known family and
   version, valid params). A forged answer key cannot survive this, and a task we cannot
   regenerate never reaches training (where it used to be an exception in the loop);
@@ -27,7 +31,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from swarmrl.config import GuardConfig
-from swarmrl.protocol.messages import FreeFormTask, RolloutGroup, task_key
+from swarmrl.protocol.messages import FreeFormTask, RolloutGroup, TaskSpec, task_key
 from swarmrl.tasks.problem import TaskError
 from swarmrl.training.sapo import Rescorer
 
@@ -35,6 +39,7 @@ PENALTIES: dict[str, float] = {
     "malformed": 0.5,
     "replay": 0.5,
     "bad_task": 1.0,
+    "foreign_family": 0.5,
     "bad_claims": 1.0,
     "claim_mismatch": 1.0,
     "unverified_task": 0.25,
@@ -64,8 +69,12 @@ class PeerStanding:
 class Guard:
     """Per-peer state of the checks above; one per node."""
 
-    def __init__(self, cfg: GuardConfig, max_peers: int = 4096) -> None:
+    def __init__(
+        self, cfg: GuardConfig, max_peers: int = 4096, families: frozenset[str] | None = None
+    ) -> None:
         self.cfg = cfg
+        self.families = families
+        """The task families this node trains on; None = any (tests of the other checks)."""
         self.max_peers = max_peers
         self._buckets: dict[str, _Bucket] = {}
         self._standing: dict[str, PeerStanding] = {}
@@ -101,6 +110,10 @@ class Guard:
 
         Regeneration runs even with the guard off: a task this node cannot reproduce cannot be
         scored or trained on, so it must never reach the pool."""
+        task = group.task
+        foreign = isinstance(task, TaskSpec) and task.family not in (self.families or {task.family})
+        if foreign:
+            return "foreign_family"
         try:
             problem = rescorer.problem(group)  # regenerates a spec; a forged key cannot survive
         except (TaskError, ValueError, TypeError, KeyError, OverflowError):

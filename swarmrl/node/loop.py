@@ -98,7 +98,7 @@ class Node:
         self.skills = SkillTracker()
         self.peers = PeerTable()
         self.metrics = Metrics(out_dir / "metrics.jsonl" if out_dir else None)
-        self.guard = Guard(cfg.guard)
+        self.guard = Guard(cfg.guard, families=frozenset(cfg.tasks.families))
         self.plausibility = Plausibility(cfg.guard)
         self.admission = Admission(self)
         self.rng = random.Random(cfg.seed * 7919 + 17)

@@ -37,18 +37,30 @@ def dropped(node: Node) -> dict[str, int]:
 def test_tasks_that_do_not_regenerate_never_reach_the_pool_even_with_the_guard_off() -> None:
     answers = ["<answer>1</answer>", "<answer>2</answer>"]
     bad = [
-        TaskSpec(family="no_such_family", seed=1, index=0),
-        TaskSpec(family="arith", params={"max_digits": 10**9}, seed=1, index=0),
-        TaskSpec(family="arith", family_version="9", seed=1, index=0),
+        (TaskSpec(family="no_such_family", seed=1, index=0), "foreign_family"),
+        (TaskSpec(family="arith", params={"max_digits": 10**9}, seed=1, index=0), "bad_task"),
+        (TaskSpec(family="arith", family_version="9", seed=1, index=0), "bad_task"),
     ]
     for enabled in (True, False):
         node, send = make_node(enabled=enabled), Wire(PEER)
-        for task in bad:
+        for task, reason in bad:
             msg = RolloutGroup(task=task, completions=answers)
-            assert node.admission.admit(PEER.peer_id, send(msg)) == "bad_task"
+            assert node.admission.admit(PEER.peer_id, send(msg)) == reason
         assert len(node.pool) == 0
         # They used to enter the pool and raise TaskError when J groups were chosen.
         select_external(node.pool, node.rescorer, node.skills, node.cfg.sapo, random.Random(0))
+
+
+def test_a_task_outside_the_nodes_families_is_dropped_before_it_is_generated() -> None:
+    """A swarm's task space is its families: a peer cannot make this node run another
+    generator (some take minutes or gigabytes at peer-chosen, or even default, parameters)."""
+    node, send = make_node(), Wire(PEER)
+    assert node.guard.families == {"arith"}
+    other = TaskSpec(family="basic_arithmetic", seed=1, index=0)  # real, cheap, not ours
+    msg = RolloutGroup(task=other, completions=["<answer>1</answer>"])
+    assert node.admission.admit(PEER.peer_id, send(msg)) == "foreign_family"
+    assert task_key(other) not in node.rescorer._problems  # never generated
+    assert node.guard.standing(PEER.peer_id, NOW)["failed_checks"] == {"foreign_family": 1}
 
 
 def test_a_peer_claiming_success_on_wrong_answers_is_caught() -> None:
