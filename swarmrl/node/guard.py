@@ -110,9 +110,7 @@ class Guard:
 
         Regeneration runs even with the guard off: a task this node cannot reproduce cannot be
         scored or trained on, so it must never reach the pool."""
-        task = group.task
-        foreign = isinstance(task, TaskSpec) and task.family not in (self.families or {task.family})
-        if foreign:
+        if not self.in_task_space(group.task):
             return "foreign_family"
         try:
             problem = rescorer.problem(group)  # regenerates a spec; a forged key cannot survive
@@ -132,6 +130,12 @@ class Guard:
             if abs(claimed - rescorer.score_wire(problem, text)) > tol:
                 return "claim_mismatch"
         return None
+
+    def in_task_space(self, task: TaskSpec | FreeFormTask) -> bool:
+        """Whether ``task`` is of one of this node's families (free-form tasks have none)."""
+        if not isinstance(task, TaskSpec) or self.families is None:
+            return True
+        return task.family in self.families
 
     def _verified(self, key: str) -> bool:
         return key in self.verified_tasks or self.is_verified(key)

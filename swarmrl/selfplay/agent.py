@@ -199,6 +199,8 @@ class SelfPlay:
         task = msg.task
         if isinstance(task, FreeFormTask) and task.creator not in (None, sender):
             return "proposal_not_own"
+        if not self.node.guard.in_task_space(task):
+            return "foreign_family"  # before any generator runs, as for rollout groups
         try:
             materialize(task)  # a task this node cannot reproduce is of no use to it
         except Exception as e:  # TaskError, or a family's own failure: never the loop's

@@ -36,10 +36,12 @@ def test_a_solver_queues_valid_proposals_and_drops_bad_ones_by_reason() -> None:
         node.admission.admit(CREATOR.peer_id, wire(bad_verifier, CREATOR, 5)),
         node.admission.admit(CREATOR.peer_id, wire(forged, CREATOR, 6)),
     ]
-    assert reasons == ["proposal_duplicate", "proposal_invalid", "proposal_invalid",
-                       "proposal_invalid", "proposal_not_own"]
-    assert dropped(node) == {"proposal_duplicate": 1, "proposal_invalid": 3,
-                             "proposal_not_own": 1}
+    foreign = TaskProposal(task=TaskSpec(family="basic_arithmetic", seed=1, index=0))
+    reasons.append(node.admission.admit(CREATOR.peer_id, wire(foreign, CREATOR, 7)))
+    assert reasons == ["proposal_duplicate", "proposal_invalid", "foreign_family",
+                       "proposal_invalid", "proposal_not_own", "foreign_family"]
+    assert dropped(node) == {"proposal_duplicate": 1, "proposal_invalid": 2,
+                             "proposal_not_own": 1, "foreign_family": 2}
     assert len(node.selfplay.queue) == 1
     assert node.metrics.counters["admitted:task_proposal"] == 1
 
