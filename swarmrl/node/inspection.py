@@ -298,8 +298,11 @@ def config(node: Node) -> pb.ConfigReply:
     return pb.ConfigReply(json=json.dumps(data, indent=2), toml="\n".join(lines) + "\n")
 
 
-def build_task(req: pb.SubmitTaskRequest) -> TaskSpec | FreeFormTask:
-    """The task a SubmitTask request describes, checked by regenerating it (Rejected if bad)."""
+def build_task(
+    req: pb.SubmitTaskRequest, families: frozenset[str] | None = None
+) -> TaskSpec | FreeFormTask:
+    """The task a SubmitTask request describes, checked by regenerating it (Rejected if bad).
+    With ``families``, a spec must be of one of them (the node's task space), checked first."""
     from pydantic import ValidationError
 
     from swarmrl.tasks import TaskError, get_family, materialize
@@ -314,7 +317,10 @@ def build_task(req: pb.SubmitTaskRequest) -> TaskSpec | FreeFormTask:
                 raise Rejected(f"params are not JSON: {e}") from None
             if not isinstance(params, dict):
                 raise Rejected("params must be a JSON object")
-            family = get_family(s.family)
+            family = get_family(s.family)  # an unknown name is told with its close matches
+            if families is not None and s.family not in families:
+                raise Rejected(f"family {s.family!r} is not one of this node's task families "
+                               f"({', '.join(sorted(families))})")
             task: TaskSpec | FreeFormTask = TaskSpec(
                 family=s.family, family_version=family.version, params=params,
                 seed=s.seed, index=s.index,

@@ -228,6 +228,8 @@ def _submitted_task_is_trained_next(c: ControlClient, node: Any) -> None:
     bad = [
         (pb.TaskSpecInput(family="no_such_family"), "unknown task family 'no_such_family'"),
         (pb.TaskSpecInput(family="arith", params_json="{oops"), "params are not JSON"),
+        (pb.TaskSpecInput(family="basic_arithmetic"),
+         "'basic_arithmetic' is not one of this node's task families \\(arith\\)"),
     ]
     for task, message in bad:
         with pytest.raises(InspectError, match=message):
