@@ -211,3 +211,17 @@ def test_config_show_takes_the_file_as_an_argument_or_an_option(tmp_path: Path) 
         assert json.loads(result.stdout)["grpo"]["learning_rate"] == 0.001
     both = runner.invoke(app, ["config", "show", str(config), "--config", str(tmp_path / "x")])
     assert both.exit_code != 0 and len(error_lines(both)) == 1
+
+
+def test_models_warmstart_builds_once_then_reuses_the_cache(tmp_path: Path) -> None:
+    config = tmp_path / "c.toml"
+    config.write_text(f"[model]\ncache_dir = {str(tmp_path / 'cache')!r}\n")
+    args = ["models", "warmstart", "--model", "tiny-0.5m", "--steps", "2", "--config", str(config)]
+    first = runner.invoke(app, args)
+    assert first.exit_code == 0, first.output
+    path = Path(first.stdout.strip().splitlines()[-1])
+    assert (path / "recipe.json").is_file() and path.is_relative_to(tmp_path / "cache")
+    built = (path / "recipe.json").stat().st_mtime_ns
+    again = runner.invoke(app, args)
+    assert again.exit_code == 0 and again.stdout.strip().splitlines()[-1] == str(path)
+    assert (path / "recipe.json").stat().st_mtime_ns == built  # reused, not rebuilt

@@ -145,8 +145,8 @@ def recipe_for(cfg: ModelConfig) -> WarmStartRecipe:
                            learning_rate=WARM_START_LR.get(cfg.name, 2e-3))
 
 
-def warm_start_model(cfg: ModelConfig, progress: bool = True) -> torch.nn.Module:
-    """The warm-started tiny model ``cfg`` describes: from the cache, or built and cached."""
+def ensure_warm_start(cfg: ModelConfig, progress: bool = True) -> Path:
+    """The cache folder of the warm start ``cfg`` describes, built first if it is not there."""
     recipe = recipe_for(cfg)
     root = warm_start_dir(cfg)
     final = root / recipe.key()
@@ -157,6 +157,13 @@ def warm_start_model(cfg: ModelConfig, progress: bool = True) -> torch.nn.Module
             fcntl.flock(lock, fcntl.LOCK_EX)
             if not (final / "recipe.json").is_file():
                 _build_into(final, recipe, progress)
+    return final
+
+
+def warm_start_model(cfg: ModelConfig, progress: bool = True) -> torch.nn.Module:
+    """The warm-started tiny model ``cfg`` describes: from the cache, or built and cached."""
+    final = ensure_warm_start(cfg, progress)
+    recipe = recipe_for(cfg)
     model = build_tiny_model(recipe.model, seed=recipe.seed)
     load_model_weights(model, final)
     return model
