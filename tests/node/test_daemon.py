@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import trio
 from typer.testing import CliRunner
 
 from swarmrl.cli import app
@@ -381,6 +382,24 @@ def swarm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Swarm]:
     yield s
     for d in s.daemons:
         d.kill()
+
+
+@pytest.mark.network
+@pytest.mark.slow
+def test_a_strangers_garbage_on_every_protocol_leaves_every_daemon_running(swarm: Swarm) -> None:
+    """One malformed frame from anyone used to end any node (exit 1), the bootstrap included."""
+    from _hostile_peers import BAD_PROTOBUF, GARBAGE, NODE_PROTOCOLS, hit
+
+    for d in (swarm.boot, swarm.a):
+        before = d.status()
+        opened = trio.run(hit, d.addr, NODE_PROTOCOLS, [GARBAGE, BAD_PROTOBUF])
+        assert opened >= 2 * 4, opened  # GossipSub 1.0-1.2 and the hello, at least
+        assert d.proc is not None and d.proc.poll() is None, d.log()[-3000:]
+        if d is swarm.a:
+            start = before["step"]
+            wait_for(lambda d=d, start=start: d.status()["step"] > start + 2, 60,
+                     "a to go on stepping", d)
+        wait_for(lambda d=d: d.status().get("state") == "running", 30, "running", d)
 
 
 @pytest.mark.network

@@ -6,49 +6,19 @@ and writes a garbage frame; then two honest nodes must still gossip through the 
 from __future__ import annotations
 
 import contextlib
-import os
 
 import multiaddr
 import pytest
 import trio
+from _hostile_peers import BAD_PROTOBUF, GARBAGE, NODE_PROTOCOLS, hit
 from libp2p import new_host
 from libp2p.peer.peerinfo import info_from_p2p_addr
-from libp2p.pubsub.gossipsub import PROTOCOL_ID, PROTOCOL_ID_V11, PROTOCOL_ID_V12
-from libp2p.utils.varint import encode_uvarint
 from test_libp2p_transport import ROLLOUTS, joined, node, receive_n, wait_until
 
 from swarmrl.protocol import Identity
-from swarmrl.protocol.libp2p_wire import (
-    HELLO_PROTOCOL,
-    decode_reply,
-    read_frame,
-    request_protocol,
-    write_frame,
-)
+from swarmrl.protocol.libp2p_wire import decode_reply, read_frame, request_protocol, write_frame
 
 pytestmark = pytest.mark.network
-
-# 101 bytes, as reported: a length prefix that claims more than follows, then noise.
-GARBAGE = encode_uvarint(0x7F) + bytes.fromhex("0a") + os.urandom(99)
-# Valid framing (the length matches) around bytes that are no protobuf RPC: field 1 with
-# wire type 7 (no such type), the DecodeError py-libp2p's pubsub reader let escape.
-BAD_PROTOBUF = encode_uvarint(100) + bytes([0x0F]) + os.urandom(99)
-
-
-async def hit(target: str, protocols: list[str], frames: list[bytes]) -> int:
-    """A stranger dials ``target``, opens a stream of each protocol per frame (all before the
-    node gives up on its hello), then writes each frame on its own stream."""
-    stranger = new_host(key_pair=Identity.generate().to_libp2p_keypair())
-    async with stranger.run([multiaddr.Multiaddr("/ip4/127.0.0.1/tcp/0")]):
-        info = info_from_p2p_addr(multiaddr.Multiaddr(target))
-        await stranger.connect(info)
-        streams = [(await stranger.new_stream(info.peer_id, [p]), f)
-                   for p in protocols for f in frames]
-        for stream, frame in streams:
-            with contextlib.suppress(Exception):  # the node reset it already: what we want
-                await stream.write(frame)
-        await trio.sleep(1.0)
-    return len(streams)
 
 
 def test_a_garbage_frame_on_any_protocol_leaves_the_node_gossiping() -> None:
@@ -58,12 +28,9 @@ def test_a_garbage_frame_on_any_protocol_leaves_the_node_gossiping() -> None:
             sub_b = b.subscribe(ROLLOUTS)
             a.subscribe(ROLLOUTS)
             await joined(a, b)
-            protocols = [PROTOCOL_ID, PROTOCOL_ID_V11, PROTOCOL_ID_V12, HELLO_PROTOCOL,
-                         request_protocol("teacher")]
             with trio.fail_after(60):
-                opened = await hit(a.listen_addrs()[0], [str(p) for p in protocols],
-                                   [GARBAGE, BAD_PROTOBUF])
-            assert opened == 2 * len(protocols)
+                opened = await hit(a.listen_addrs()[0], NODE_PROTOCOLS, [GARBAGE, BAD_PROTOBUF])
+            assert opened == 2 * len(NODE_PROTOCOLS)
             assert not a.closed
             await a.publish(ROLLOUTS, b"still here")
             got = await receive_n(sub_b, 1)
