@@ -51,6 +51,10 @@ from swarmrl.training.sapo import (
 log = logging.getLogger("swarmrl.node")
 
 
+NO_SIGNAL_STEPS = 20
+"""Steps in a row without a group with signal before the node says so (once per streak)."""
+
+
 def public_model_id(model_id: str) -> str:
     """What a peer card says of the model: a hub id or tiny name as is, a local folder by its
     last part only (its absolute path tells the whole swarm about this machine's disk)."""
@@ -110,6 +114,7 @@ class Node:
         self.control = ControlInbox()  # a user's pause and submitted tasks (control API threads)
         self.started_at = runtime.now()
         self.recent: list[StepResult] = []
+        self._no_signal_steps = 0  # steps in a row whose groups all had equal rewards
         self.topics = {n: topic(cfg.swarm_id, n) for n in ("rollouts", "tasks", "peers")}
         self.selfplay = SelfPlay(self)  # creator / solver roles (swarmrl/selfplay/agent.py)
         # Free-form tasks from peers enter the pool once our own solvers verified them.
@@ -308,6 +313,26 @@ class Node:
         row.update(self.selfplay.metrics())
         self.metrics.log_step(row)
         self.recent = (self.recent + [r])[-32:]
+        self._watch_signal(r)
+
+    def _watch_signal(self, r: StepResult) -> None:
+        """Say once, in one line, when many steps in a row taught nothing: GRPO learns only from
+        groups whose rewards differ, and a model that never (or always) solves its tasks sees
+        none. A user would otherwise watch a reward of 0.000 forever without a word."""
+        self._no_signal_steps = 0 if r.stats.groups_with_signal else self._no_signal_steps + 1
+        if self._no_signal_steps != NO_SIGNAL_STEPS:
+            return
+        reward = r.reward if r.reward == r.reward else 0.0  # NaN when no group was sampled
+        if reward >= 0.99:
+            fix = "the tasks are too easy: raise tasks.family_params (more digits, terms)"
+        else:
+            fix = ("the model never solves its tasks: try tasks.prompt_style = 'instruct', a "
+                   "larger generation.max_new_tokens, tasks.format_reward = 0.2 or easier "
+                   "tasks.family_params")
+        log.warning("%s: no learning signal for %d steps (every group's completions got equal "
+                    "rewards, reward %.3f; GRPO learns nothing from them): %s", self.cfg.name,
+                    NO_SIGNAL_STEPS, reward, fix)
+        self.metrics.count("no_signal_warnings")
 
     def checkpoint_root(self) -> Path | None:
         return self.out_dir / "checkpoints" if self.out_dir else None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 import trio
 from _node_helpers import ident, node_config, run_virtual, stub_node
 
@@ -114,3 +115,36 @@ def test_a_peer_card_names_a_local_model_by_its_folder_only(tmp_path: Path) -> N
     assert public_model_id("./my-model") == "my-model"
     assert public_model_id("Qwen/Qwen2.5-0.5B-Instruct") == "Qwen/Qwen2.5-0.5B-Instruct"
     assert public_model_id("tiny-4m") == "tiny-4m"
+
+
+def test_a_node_that_learns_nothing_says_so_once_with_what_to_change(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A random tiny model on 3-digit sums never solves one: every group's rewards are 0, so
+    GRPO has no signal. After NO_SIGNAL_STEPS such steps the node says so, once."""
+    from _node_helpers import lm_config
+
+    from swarmrl.node.loop import NO_SIGNAL_STEPS
+    from swarmrl.protocol import MemoryNetwork
+    from swarmrl.training.lm_brain import LMBrain
+
+    cfg = lm_config(name="lost", steps=NO_SIGNAL_STEPS + 5, tasks={
+        "families": {"arith": 1.0},
+        "family_params": {"arith": {"min_digits": 3, "max_digits": 3}},
+    })
+
+    async def main() -> Node:
+        async with MemoryNetwork(seed=0) as net:
+            me = ident(1)
+            node = Node(cfg, LMBrain.from_config(cfg, progress=False),
+                        net.endpoint(me.peer_id), me, SimRuntime())
+            await node.run()
+            return node
+
+    with caplog.at_level("WARNING", logger="swarmrl.node"):
+        node = run_virtual(main)
+    assert all(r["groups_with_signal"] == 0 for r in node.metrics.history)
+    said = [r.getMessage() for r in caplog.records if "no learning signal" in r.getMessage()]
+    assert len(said) == 1, said
+    assert f"for {NO_SIGNAL_STEPS} steps" in said[0] and "prompt_style = 'instruct'" in said[0]
+    assert node.metrics.counters["no_signal_warnings"] == 1
