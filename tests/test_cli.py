@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import stat
 from pathlib import Path
 
 import pytest
@@ -225,3 +226,19 @@ def test_models_warmstart_builds_once_then_reuses_the_cache(tmp_path: Path) -> N
     again = runner.invoke(app, args)
     assert again.exit_code == 0 and again.stdout.strip().splitlines()[-1] == str(path)
     assert (path / "recipe.json").stat().st_mtime_ns == built  # reused, not rebuilt
+
+
+def test_a_warm_start_built_under_umask_077_is_readable_by_all(tmp_path: Path) -> None:
+    """The cache is meant to be shared; a daemon builds under umask 077 (its own files 0600)."""
+    config = tmp_path / "c.toml"
+    config.write_text(f"[model]\ncache_dir = {str(tmp_path / 'cache')!r}\n")
+    old = os.umask(0o077)
+    try:
+        result = runner.invoke(app, ["models", "warmstart", "--model", "tiny-0.5m", "--steps",
+                                     "1", "--config", str(config)])
+    finally:
+        os.umask(old)
+    assert result.exit_code == 0, result.output
+    path = Path(result.stdout.strip().splitlines()[-1])
+    modes = {f.name: stat.S_IMODE(f.stat().st_mode) for f in [path, *path.rglob("*")]}
+    assert all(m & 0o044 == 0o044 for m in modes.values()), modes

@@ -179,6 +179,8 @@ def _build_into(final: Path, recipe: WarmStartRecipe, progress: bool) -> None:
             build_tiny_tokenizer().save_pretrained(tmp)
         # recipe.json is written last: its presence marks a complete warm start.
         (tmp / "recipe.json").write_text(json.dumps(asdict(recipe), indent=2))
+        for f in tmp.rglob("*"):  # readable by all even when built under a daemon's umask 077
+            f.chmod(0o755 if f.is_dir() else 0o644)
         fsync_tree(tmp)
         if final.exists():  # a stale, incomplete directory from an older crash
             shutil.rmtree(final)
