@@ -16,6 +16,7 @@ import hmac
 import logging
 import os
 import secrets
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -259,12 +260,7 @@ def own_token(run_dir: Path) -> str:
     if token:
         return token
     token = secrets.token_urlsafe(32)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    tmp = run_dir / f".{TOKEN_FILE}.{os.getpid()}"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as fh:
-        fh.write(token + "\n")
-    os.replace(tmp, path)
+    _write_run_file(run_dir, TOKEN_FILE, token)
     return token
 
 
@@ -319,13 +315,16 @@ def _serve_grpc(served: Served, cfg: ControlConfig, token: str | None) -> tuple[
 
 def write_control_addr(run_dir: Path, addr: str) -> Path:
     """``<run_dir>/control.addr``: where `swarmrl inspect --dir RUN_DIR` finds the API."""
-    import os
-    import tempfile
+    return _write_run_file(run_dir, CONTROL_ADDR_FILE, addr)
 
+
+def _write_run_file(run_dir: Path, name: str, line: str) -> Path:
+    """``run_dir/name`` holding ``line``, replaced atomically; mode 0600 (mkstemp's), so a
+    token is never readable by others, not even for an instant."""
     run_dir.mkdir(parents=True, exist_ok=True)
-    path = run_dir / CONTROL_ADDR_FILE
-    fd, tmp = tempfile.mkstemp(prefix=".control.addr.", dir=run_dir)
+    path = run_dir / name
+    fd, tmp = tempfile.mkstemp(prefix=f".{name}.", dir=run_dir)
     with os.fdopen(fd, "w") as fh:
-        fh.write(addr + "\n")
+        fh.write(line + "\n")
     os.replace(tmp, path)
     return path

@@ -114,6 +114,7 @@ class Node:
         self.control = ControlInbox()  # a user's pause and submitted tasks (control API threads)
         self.started_at = runtime.now()
         self.recent: list[StepResult] = []
+        self.public_model_id = public_model_id(brain.model_id)[:256]  # said in cards, groups
         self._no_signal_steps = 0  # steps in a row whose groups all had equal rewards
         self.topics = {n: topic(cfg.swarm_id, n) for n in ("rollouts", "tasks", "peers")}
         self.selfplay = SelfPlay(self)  # creator / solver roles (swarmrl/selfplay/agent.py)
@@ -240,7 +241,7 @@ class Node:
         if not self.cfg.sapo.publish:
             return
         sampler = SamplerInfo(
-            model_id=public_model_id(self.brain.model_id)[:256],
+            model_id=self.public_model_id,
             tokenizer_fingerprint=self.brain.tokenizer_fingerprint[:128],
             policy_version=self.brain.policy_version,
             temperature=self.cfg.generation.temperature,
@@ -277,7 +278,7 @@ class Node:
             peer_id=self.peer_id,
             swarm_id=self.cfg.swarm_id,
             roles=list(self.cfg.roles),
-            model_id=self.brain.model_id[:256],
+            model_id=self.public_model_id,
             tokenizer_fingerprint=self.brain.tokenizer_fingerprint[:128],
             policy_version=self.brain.policy_version,
             software_version=__version__,

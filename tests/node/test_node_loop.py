@@ -6,12 +6,20 @@ from pathlib import Path
 
 import pytest
 import trio
-from _node_helpers import ident, node_config, run_virtual, stub_node
+from _node_helpers import (
+    FixedRuntime,
+    OfflineTransport,
+    ident,
+    node_config,
+    run_virtual,
+    stub_node,
+)
 
 from swarmrl.node.loop import Node, topic
 from swarmrl.node.metrics import read_metrics
 from swarmrl.node.runtime import SimRuntime
 from swarmrl.protocol import LinkSpec, MemoryNetwork, PeerCard, encode, seal
+from swarmrl.simulator.stub import StubBrain
 
 ROW_KEYS = {
     "step",
@@ -115,6 +123,10 @@ def test_a_peer_card_names_a_local_model_by_its_folder_only(tmp_path: Path) -> N
     assert public_model_id("./my-model") == "my-model"
     assert public_model_id("Qwen/Qwen2.5-0.5B-Instruct") == "Qwen/Qwen2.5-0.5B-Instruct"
     assert public_model_id("tiny-4m") == "tiny-4m"
+    brain = StubBrain(seed=0)
+    brain.model_id = str(folder)
+    node = Node(node_config(), brain, OfflineTransport(), ident(1), FixedRuntime())
+    assert node.card().model_id == "smollm2-135m"  # what the swarm is told
 
 
 def test_a_node_that_learns_nothing_says_so_once_with_what_to_change(
