@@ -39,6 +39,14 @@ class TaskConfig(_Section):
         default_factory=dict,
         description="Per-family generator config, e.g. {arith = {ops = '+-', max_digits = 2}}.",
     )
+    bounds: dict[str, dict[str, Any]] = Field(
+        default_factory=dict,
+        description="How far a peer's task may set each generator param, per family: [lo, hi] "
+        "for a number, the longest text for text, e.g. {count_primes = {max_n = [2, 5000]}}. "
+        "Unnamed params keep the shipped bounds (swarmrl/tasks/bounds.py); a param with no "
+        "bound may only keep its default or this node's value. Tasks outside are dropped "
+        "('out_of_bounds') before anything is generated. A genesis sets them for its swarm.",
+    )
     pool_size: int = Field(
         default=0,
         ge=0,
@@ -75,6 +83,12 @@ class TaskConfig(_Section):
                 get_family(name)
             except TaskError as e:
                 raise ValueError(f"families.{name}: {e}") from None
+        from swarmrl.tasks.bounds import TaskSpace
+
+        try:  # this node's own params must lie inside the task space it accepts from peers
+            TaskSpace.build(set(self.families), self.family_params, self.bounds)
+        except TaskError as e:
+            raise ValueError(str(e)) from None
         return self
 
 
@@ -381,6 +395,22 @@ class GuardConfig(_Section):
         ge=1024,
         description="Byte allowance per message of the rate: a peer may send "
         "messages_per_peer_per_s x this many bytes per second (burst x this at once).",
+    )
+    sandbox: bool = Field(
+        default=True,
+        description="Generate peers' tasks and score peers' answers in a worker process with a "
+        "time and memory limit (tasks/sandbox.py), never on the node's event loop. A task "
+        "over the limit is dropped ('over_budget') and never tried again. A simulation runs "
+        "its own nodes' checks in-process regardless (its peers are its own code).",
+    )
+    sandbox_timeout_s: float = Field(
+        default=2.0, gt=0.0, le=60.0,
+        description="Seconds one peer task's generation plus the scoring of its answers may take.",
+    )
+    sandbox_memory_mb: int = Field(
+        default=2048, ge=512,
+        description="Address-space cap of the sandbox worker, MiB (its interpreter and "
+        "reasoning-gym use ~600 MiB of address space before any task).",
     )
     check_claims: bool = Field(
         default=True,
@@ -810,6 +840,23 @@ class NodeConfig(_Section):
         default_factory=TeacherConfig,
         description="Limits when serving as a teacher ('teacher' in roles).",
     )
+
+    @model_validator(mode="after")
+    def _search_space_inside_the_task_space(self) -> NodeConfig:
+        # A parametric creator's proposals outside the bounds would be dropped by every member
+        # (and cost it reputation): say so at load time.
+        if "creator" not in self.roles or self.selfplay.creator != "parametric":
+            return self
+        from swarmrl.tasks.bounds import TaskSpace
+        from swarmrl.tasks.problem import TaskError
+
+        t = self.tasks
+        try:
+            space = TaskSpace.build(set(t.families), t.family_params, t.bounds)
+            space.check_search_space(self.selfplay.search_space)
+        except TaskError as e:
+            raise ValueError(str(e)) from None
+        return self
 
 
 def format_validation_error(err: ValidationError) -> str:

@@ -3,9 +3,12 @@
 Bad bytes are dropped, counted by reason, logged at debug, and never raised: a peer's claims
 are hints, never facts. Checks, in order: an ignored peer (bad reputation) and the per-peer
 rate (before any decoding), decode (size, schema, signature), own messages, replay window and
-clock skew, then per kind: rollout groups must regenerate and their claimed rewards must match
-ours (``guard.py``) before the swarm pool deduplicates, bounds each peer's share and refuses
-stale groups; peer cards must be the sender's own. Failed checks cost the peer reputation.
+clock skew, then per kind: a rollout group's task must lie in the swarm's task space (family
+and param bounds, before anything is generated), must regenerate within the sandbox's budget
+(in a worker process: this coroutine waits, the node's loop does not) and its claimed rewards
+must match ours (``guard.py``) before the swarm pool deduplicates, bounds each peer's share and
+refuses stale groups; peer cards must be the sender's own. Failed checks cost the peer
+reputation.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from typing import TYPE_CHECKING
 
 from swarmrl.protocol import ProtocolError, ReplayGuard, decode
 from swarmrl.protocol.messages import PROTOCOL_VERSION, PeerCard, RolloutGroup, TaskProposal
+from swarmrl.tasks.sandbox import CheckFailed
 
 if TYPE_CHECKING:
     from swarmrl.node.loop import Node
@@ -27,7 +31,7 @@ class Admission:
         self.node = node
         self.replay = ReplayGuard()
 
-    def admit(self, via: str, data: bytes) -> str | None:
+    async def admit(self, via: str, data: bytes) -> str | None:
         """Admit one message; returns None if accepted, else the reason it was dropped."""
         node = self.node
         now = node.runtime.now()
@@ -49,11 +53,21 @@ class Admission:
         peer = node.peers.touch(env.sender, now)
         msg = env.payload
         if isinstance(msg, RolloutGroup):
-            reason = guard.check_group(msg, node.rescorer)
+            outside = guard.outside(msg.task)
+            if outside is not None:
+                return self._drop(env.sender, *outside)
+            rescorer = node.rescorer
+            try:  # rewards as Rescorer.score_wire gives them: wire text is a whole response
+                checked = await node.checker.check(
+                    msg.task, list(msg.completions), "instruct", rescorer.format_weight
+                )
+            except CheckFailed as e:
+                return self._drop(env.sender, e.reason, e.detail)
+            reason = guard.check_group(msg, checked.rewards)
             if reason in (None, "unverified_task"):
                 # A creator learns p from ordinary traffic (its own free-form tasks included).
                 node.selfplay.observe_rollouts(msg)
-            reason = reason or node.pool.add(msg, env.sender, node.step)
+            reason = reason or node.pool.add(msg, env.sender, node.step, checked.rewards)
             if reason is not None:
                 return self._drop(env.sender, reason, "")
         elif isinstance(msg, PeerCard):
@@ -66,7 +80,7 @@ class Admission:
             peer.card = msg
             node.transport.learn_peer(env.sender, list(msg.listen_addrs))
         elif isinstance(msg, TaskProposal):
-            reason = node.selfplay.admit_proposal(msg, env.sender, node.step)
+            reason = await node.selfplay.admit_proposal(msg, env.sender, node.step)
             if reason is not None:
                 return self._drop(env.sender, reason, "")
         else:

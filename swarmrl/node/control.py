@@ -154,7 +154,7 @@ class NodeControl(pb_grpc.NodeControlServicer):
         if sn.node.cfg.sapo.local == 0:
             raise Rejected("this node samples no local tasks (sapo.local = 0)",
                            "FAILED_PRECONDITION")
-        task = snap.build_task(request, sn.node.guard.families)
+        task = snap.build_task(request, sn.node.task_space)
         try:
             queued = sn.node.control.submit(task)
         except InboxFull as e:

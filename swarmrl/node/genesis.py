@@ -41,6 +41,12 @@ class GenesisFamily(BaseModel):
     params: dict[str, Any] = Field(
         default_factory=dict, description="Generator parameters (as tasks.family_params)."
     )
+    bounds: dict[str, Any] = Field(
+        default_factory=dict,
+        description="How far a peer's task may set each param ([lo, hi] for numbers, the "
+        "longest text for text), over the shipped bounds (as tasks.bounds): tasks outside are "
+        "dropped by every member before they are generated.",
+    )
 
 
 class Genesis(BaseModel):
@@ -94,6 +100,9 @@ class Genesis(BaseModel):
     # --- identity ----------------------------------------------------------------------------
     def canonical_bytes(self) -> bytes:
         data = self.model_dump(mode="json")
+        for fam in data["families"].values():
+            if not fam["bounds"]:  # a genesis without bounds keeps the hash it had before them
+                del fam["bounds"]
         return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
 
     @property
@@ -116,6 +125,7 @@ class Genesis(BaseModel):
         tasks = {
             "families": {name: f.weight for name, f in fams},
             "family_params": {name: dict(f.params) for name, f in fams if f.params},
+            "bounds": {name: dict(f.bounds) for name, f in fams if f.bounds},
         }
         return _deep_merge(self.defaults, {"swarm_id": self.swarm_id, "tasks": tasks})
 
@@ -135,6 +145,8 @@ class Genesis(BaseModel):
         own_families = node_data.get("tasks", {}).get("families")
         if own_families:  # a node's own mix replaces the swarm's (e.g. a subset), not adds to it
             merged["tasks"]["families"] = own_families
+            bounds = merged["tasks"].get("bounds", {})
+            merged["tasks"]["bounds"] = {k: v for k, v in bounds.items() if k in own_families}
         return parse_config(NodeConfig, merged)
 
     def check_local_versions(self) -> None:

@@ -6,12 +6,14 @@ adds to decoding and the replay window:
 - **rate**: a token bucket per peer, in messages and in bytes, checked before any decoding, so
   a flood costs us a dictionary lookup per message;
 - **task space**: a rollout group's task must be of one of this node's task families (for a
-  daemon, its swarm's genesis families), checked before anything is generated: a peer cannot
-  make the node run another generator (reasoning-gym has ones that take minutes or gigabytes at
-  peer-chosen, or even default, parameters);
+  daemon, its swarm's genesis families) with every param inside the swarm's bounds
+  (``tasks/bounds.py``), checked before anything is generated: a peer cannot make the node run
+  another generator, or a generator at a cost it chose (reasoning-gym has ones that take
+  minutes or gigabytes at peer-chosen, or even default, parameters);
 - **regeneration**: a rollout group's task must regenerate on this node (known family and
-  version, valid params). A forged answer key cannot survive this, and a task we cannot
-  regenerate never reaches training (where it used to be an exception in the loop);
+  version, valid params), within the sandbox's time and memory budget (``tasks/sandbox.py``,
+  done by admission before the guard sees the group). A forged answer key cannot survive
+  this, and a task we cannot regenerate never reaches training;
 - **free-form tasks** carry their creator's reference answer, a claim: they are refused unless
   this node has verified the task itself (``verified_tasks``, filled by self-play);
 - **claims**: the rewards a peer claims are re-checked with our own verifier; a peer that claims
@@ -32,14 +34,15 @@ from dataclasses import dataclass, field
 
 from swarmrl.config import GuardConfig
 from swarmrl.protocol.messages import FreeFormTask, RolloutGroup, TaskSpec, task_key
-from swarmrl.tasks.problem import TaskError
-from swarmrl.training.sapo import Rescorer
+from swarmrl.tasks.bounds import TaskSpace
 
 PENALTIES: dict[str, float] = {
     "malformed": 0.5,
     "replay": 0.5,
     "bad_task": 1.0,
     "foreign_family": 0.5,
+    "out_of_bounds": 0.5,
+    "over_budget": 0.5,
     "bad_claims": 1.0,
     "claim_mismatch": 1.0,
     "unverified_task": 0.25,
@@ -70,11 +73,11 @@ class Guard:
     """Per-peer state of the checks above; one per node."""
 
     def __init__(
-        self, cfg: GuardConfig, max_peers: int = 4096, families: frozenset[str] | None = None
+        self, cfg: GuardConfig, max_peers: int = 4096, task_space: TaskSpace | None = None
     ) -> None:
         self.cfg = cfg
-        self.families = families
-        """The task families this node trains on; None = any (tests of the other checks)."""
+        self.task_space = task_space
+        """The families and param bounds this node accepts; None = any (tests of other checks)."""
         self.max_peers = max_peers
         self._buckets: dict[str, _Bucket] = {}
         self._standing: dict[str, PeerStanding] = {}
@@ -105,17 +108,15 @@ class Guard:
         return True
 
     # --- checks of rollout groups ---------------------------------------------------------
-    def check_group(self, group: RolloutGroup, rescorer: Rescorer) -> str | None:
-        """None if the group may enter the pool, else the reason it may not.
+    def outside(self, task: TaskSpec | FreeFormTask) -> tuple[str, str] | None:
+        """``(reason, detail)`` if ``task`` is outside this node's task space, else None:
+        checked before anything is generated, even with the guard off."""
+        return None if self.task_space is None else self.task_space.check(task)
 
-        Regeneration runs even with the guard off: a task this node cannot reproduce cannot be
-        scored or trained on, so it must never reach the pool."""
-        if not self.in_task_space(group.task):
-            return "foreign_family"
-        try:
-            problem = rescorer.problem(group)  # regenerates a spec; a forged key cannot survive
-        except (TaskError, ValueError, TypeError, KeyError, OverflowError):
-            return "bad_task"
+    def check_group(self, group: RolloutGroup, rewards: list[float]) -> str | None:
+        """None if a group that regenerated may enter the pool, else the reason it may not.
+
+        ``rewards`` are this node's own scores of the group's completions (sandbox.check)."""
         if not self.cfg.enabled:
             return None
         if isinstance(group.task, FreeFormTask) and not self._verified(task_key(group.task)):
@@ -126,16 +127,10 @@ class Guard:
         if len(claims) != len(group.completions):
             return "bad_claims"
         tol = self.cfg.claim_tolerance
-        for claimed, text in zip(claims, group.completions, strict=True):
-            if abs(claimed - rescorer.score_wire(problem, text)) > tol:
+        for claimed, ours in zip(claims, rewards, strict=True):
+            if abs(claimed - ours) > tol:
                 return "claim_mismatch"
         return None
-
-    def in_task_space(self, task: TaskSpec | FreeFormTask) -> bool:
-        """Whether ``task`` is of one of this node's families (free-form tasks have none)."""
-        if not isinstance(task, TaskSpec) or self.families is None:
-            return True
-        return task.family in self.families
 
     def _verified(self, key: str) -> bool:
         return key in self.verified_tasks or self.is_verified(key)

@@ -20,6 +20,7 @@ from swarmrl.config import ConfigError, format_validation_error
 from swarmrl.node.loop import Node
 from swarmrl.node.proto import control_pb2 as pb
 from swarmrl.protocol.messages import FreeFormTask, TaskSpec, task_key
+from swarmrl.tasks.bounds import TaskSpace
 
 T = TypeVar("T")
 
@@ -299,10 +300,11 @@ def config(node: Node) -> pb.ConfigReply:
 
 
 def build_task(
-    req: pb.SubmitTaskRequest, families: frozenset[str] | None = None
+    req: pb.SubmitTaskRequest, space: TaskSpace | None = None
 ) -> TaskSpec | FreeFormTask:
     """The task a SubmitTask request describes, checked by regenerating it (Rejected if bad).
-    With ``families``, a spec must be of one of them (the node's task space), checked first."""
+    With ``space``, a spec must lie in it (the node's families and param bounds, as a peer's
+    task must), checked before it is generated."""
     from pydantic import ValidationError
 
     from swarmrl.tasks import TaskError, get_family, materialize
@@ -318,13 +320,16 @@ def build_task(
             if not isinstance(params, dict):
                 raise Rejected("params must be a JSON object")
             family = get_family(s.family)  # an unknown name is told with its close matches
-            if families is not None and s.family not in families:
-                raise Rejected(f"family {s.family!r} is not one of this node's task families "
-                               f"({', '.join(sorted(families))})")
             task: TaskSpec | FreeFormTask = TaskSpec(
                 family=s.family, family_version=family.version, params=params,
                 seed=s.seed, index=s.index,
             )
+            outside = space.check(task) if space is not None else None
+            if outside is not None and outside[0] == "foreign_family":
+                raise Rejected(f"family {s.family!r} is not one of this node's task families "
+                               f"({', '.join(sorted(space.families))})")  # type: ignore[union-attr]
+            if outside is not None:
+                raise Rejected(f"outside this node's task bounds: {outside[1]} (tasks.bounds)")
         elif kind == "free_form":
             f = req.free_form
             task = FreeFormTask(

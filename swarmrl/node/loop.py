@@ -37,6 +37,8 @@ from swarmrl.protocol.messages import (
 )
 from swarmrl.selfplay.agent import SelfPlay
 from swarmrl.tasks import TaskSampler, format_prompt, materialize, verify
+from swarmrl.tasks.bounds import TaskSpace
+from swarmrl.tasks.sandbox import InProcessChecker, default_checker
 from swarmrl.training.brain import Brain, RolloutRequest, ScoredGroup, TrainStats
 from swarmrl.training.checkpoint_files import remove_stale_tmp, tuplify, verified_checkpoints
 from swarmrl.training.sapo import (
@@ -89,6 +91,7 @@ class Node:
         identity: Identity,
         runtime: Runtime,
         out_dir: Path | None = None,
+        checker: InProcessChecker | None = None,
     ) -> None:
         self.cfg = cfg
         self.brain = brain
@@ -102,7 +105,12 @@ class Node:
         self.skills = SkillTracker()
         self.peers = PeerTable()
         self.metrics = Metrics(out_dir / "metrics.jsonl" if out_dir else None)
-        self.guard = Guard(cfg.guard, families=frozenset(cfg.tasks.families))
+        t = cfg.tasks  # its params were checked against these bounds when the config loaded
+        self.task_space = TaskSpace.build(set(t.families), t.family_params, t.bounds)
+        self.guard = Guard(cfg.guard, task_space=self.task_space)
+        # Peers' tasks are generated and their answers scored here: in a worker with a time
+        # and memory budget (tasks/sandbox.py) unless this node's peers are our own code.
+        self.checker = checker or default_checker(cfg.guard)
         self.plausibility = Plausibility(cfg.guard)
         self.admission = Admission(self)
         self.rng = random.Random(cfg.seed * 7919 + 17)
@@ -271,7 +279,7 @@ class Node:
 
     async def _receive(self, topic_name: str) -> None:
         async for sender, data in self.transport.subscribe(topic_name):
-            self.admission.admit(sender, data)
+            await self.admission.admit(sender, data)
 
     def card(self) -> PeerCard:
         return PeerCard(

@@ -14,6 +14,7 @@ from swarmrl.node.loop import Node
 from swarmrl.node.progress import make_progress
 from swarmrl.node.runtime import RealRuntime
 from swarmrl.protocol import Identity, MemoryNetwork
+from swarmrl.tasks.sandbox import InProcessChecker
 
 
 def _mean(xs: list[float]) -> float:
@@ -34,7 +35,8 @@ def train_alone(
 
     async def main() -> Node:
         async with MemoryNetwork(seed=cfg.seed) as net:
-            node = Node(cfg, brain, net.endpoint(ident.peer_id), ident, RealRuntime(), out)
+            node = Node(cfg, brain, net.endpoint(ident.peer_id), ident, RealRuntime(), out,
+                        checker=InProcessChecker())  # alone: no peer's task ever arrives
             if resume and node.resume() and console is not None:
                 left = max(0, cfg.steps - node.step)
                 console.print(f"resuming {out} at step {node.step} (its newest checkpoint): "

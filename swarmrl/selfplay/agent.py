@@ -39,6 +39,7 @@ from swarmrl.selfplay.parametric import ParametricCreator, build_arms
 from swarmrl.selfplay.queue import OwnTaskFilter, ProposalQueue
 from swarmrl.selfplay.tracker import Proposal, ProposalTracker
 from swarmrl.tasks import TaskSampler, derive_seed, materialize, verify
+from swarmrl.tasks.sandbox import CheckFailed
 from swarmrl.training.brain import ScoredGroup
 
 if TYPE_CHECKING:
@@ -192,20 +193,21 @@ class SelfPlay:
         return []
 
     # --- solver -------------------------------------------------------------------------
-    def admit_proposal(self, msg: TaskProposal, sender: str, step: int) -> str | None:
+    async def admit_proposal(self, msg: TaskProposal, sender: str, step: int) -> str | None:
         """Admission: queue a proposal from ``sender``; returns the drop reason, or None."""
         if not self.solving:
             return "unexpected_kind"  # this node does not take creator tasks
         task = msg.task
         if isinstance(task, FreeFormTask) and task.creator not in (None, sender):
             return "proposal_not_own"
-        if not self.node.guard.in_task_space(task):
-            return "foreign_family"  # before any generator runs, as for rollout groups
-        try:
-            materialize(task)  # a task this node cannot reproduce is of no use to it
-        except Exception as e:  # TaskError, or a family's own failure: never the loop's
+        outside = self.node.guard.outside(task)
+        if outside is not None:
+            return outside[0]  # before any generator runs, as for rollout groups
+        try:  # a task this node cannot reproduce (in budget) is of no use to it
+            await self.node.checker.check(task)
+        except CheckFailed as e:
             log.debug("proposal from %s does not materialize: %s", sender[:16], e)
-            return "proposal_invalid"
+            return "over_budget" if e.reason == "over_budget" else "proposal_invalid"
         return self.queue.offer(task, sender, step)
 
     def tasks_for_step(self, sampler: TaskSampler, n: int) -> list[Task]:

@@ -31,6 +31,7 @@ from swarmrl.protocol import Identity, LinkSpec, MemoryNetwork
 from swarmrl.simulator.adversary import adversary_node
 from swarmrl.simulator.scenario import NodeSpec, Scenario
 from swarmrl.simulator.stub import StubBrain
+from swarmrl.tasks.sandbox import InProcessChecker
 from swarmrl.training.brain import Brain
 
 log = logging.getLogger("swarmrl.sim")
@@ -118,6 +119,8 @@ class Simulation:
                 ident,
                 runtime,
                 node_dir,
+                # Every peer of a simulation is its own code: its tasks need no sandbox.
+                checker=InProcessChecker(),
                 **extra,
             )
             self.nodes.append(SimNode(spec, cfg, node))

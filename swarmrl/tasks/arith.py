@@ -83,6 +83,9 @@ class ArithFamily(Family):
         p["ops"] = "".join(c for c in ALLOWED_OPS if c in ops)
         return p
 
+    def default_params(self) -> dict[str, Any]:
+        return dict(DEFAULTS)
+
     def _generate(self, spec: TaskSpec, params: dict[str, Any]) -> Problem:
         rng = random.Random(derive_seed("arith", spec.seed, spec.index))
         ops_pool = params["ops"]

@@ -72,6 +72,11 @@ class Family(ABC):
             raise TaskError(f"{self.name}: spec refused by the wire schema at {where}: "
                             f"{first.get('msg', 'invalid')}") from None
 
+    def default_params(self) -> dict[str, Any]:
+        """Every generator parameter with its default value, in wire form (what task bounds
+        are derived from)."""
+        return {}
+
     def score_answer(self, problem: Problem, answer: str) -> tuple[float, str]:
         """Family-specific scoring of an extracted answer (only some families have one)."""
         raise TaskError(f"{self.name}: has no family scorer")

@@ -60,6 +60,16 @@ def materialize(task: TaskSpec | FreeFormTask) -> Problem:
     return problem
 
 
+def remember(task: TaskSpec | FreeFormTask, problem: Problem) -> None:
+    """Cache a problem generated elsewhere (the sandbox's worker) as ``task``'s."""
+    key = task_key(task)
+    with _lock:
+        _cache[key] = problem
+        _cache.move_to_end(key)
+        while len(_cache) > _CACHE_SIZE:
+            _cache.popitem(last=False)
+
+
 def clear_cache() -> None:
     with _lock:
         _cache.clear()

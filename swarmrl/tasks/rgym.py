@@ -172,6 +172,16 @@ class ReasoningGymFamily(Family):
             self._checked[key] = wire
         return dict(wire)
 
+    def default_params(self) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for name, f in self._fields.items():
+            default = _field_default(f)
+            try:
+                out[name] = self._to_wire(name, default)
+            except TaskError:  # no default, or one the wire cannot carry (None, a dict)
+                continue
+        return out
+
     def _to_wire(self, name: str, value: Any) -> Any:
         if name in _RESERVED:
             raise TaskError(f"{self.name}: param {name!r} is set by the task spec, not by params")
@@ -247,6 +257,8 @@ class ReasoningGymFamily(Family):
         config = self._build_config(wire, seed)
         try:
             entry = _Cached(self._dataset_cls(config=config))
+        except MemoryError:
+            raise
         except Exception as e:
             raise TaskError(
                 f"{self.name}: could not build dataset: {type(e).__name__}: {e}"
@@ -263,6 +275,8 @@ class ReasoningGymFamily(Family):
         try:
             with cached.lock:
                 entry = cached.dataset[spec.index]
+        except MemoryError:  # a cost, not a malformed task: the sandbox counts it as such
+            raise
         except Exception as e:
             raise TaskError(f"{self.name}: could not generate item {spec.index}: "
                             f"{type(e).__name__}: {e}") from None

@@ -46,6 +46,7 @@ class PoolEntry:
     content_id: str
     received_step: int
     uses: int = 0
+    rewards: list[float] | None = None  # our scores of its completions, when admission made them
     scored: ScoredGroup | None = None  # filled lazily by the first re-score
 
 
@@ -75,8 +76,11 @@ class SwarmPool:
     def per_peer_cap(self) -> int:
         return max(1, int(self.cfg.pool_capacity * self.cfg.per_peer_share))
 
-    def add(self, group: RolloutGroup, sender: str, step: int) -> str | None:
-        """Admit a group; returns None when admitted, else the drop reason (also counted)."""
+    def add(
+        self, group: RolloutGroup, sender: str, step: int, rewards: list[float] | None = None
+    ) -> str | None:
+        """Admit a group; returns None when admitted, else the drop reason (also counted).
+        ``rewards``: this node's scores of its completions, if already made (admission)."""
         cid = group.content_id()
         if cid in self._seen:
             return self._drop("duplicate")
@@ -91,7 +95,7 @@ class SwarmPool:
         while len(self.entries) >= self.cfg.pool_capacity:
             busiest = max(self.by_peer, key=lambda p: len(self.by_peer[p]))
             self._evict(self.by_peer[busiest][0], "capacity")
-        self.entries[cid] = PoolEntry(group, sender, cid, step)
+        self.entries[cid] = PoolEntry(group, sender, cid, step, rewards=rewards)
         self.by_peer[sender].append(cid)
         self.stats.admitted += 1
         return None
@@ -168,7 +172,9 @@ class Rescorer:
             problem = self.problem(group)
             prompt = format_prompt(problem, self.prompt_style)
             texts = group.completions
-            rewards = [self.score_wire(problem, t) for t in texts]
+            rewards = entry.rewards
+            if rewards is None or len(rewards) != len(texts):
+                rewards = [self.score_wire(problem, t) for t in texts]
             limit = group.sampler.max_new_tokens
             comps = [
                 Completion(text=c, truncated=_hit_limit(c, limit))

@@ -136,3 +136,10 @@ def run_virtual(fn: Callable[[], Awaitable[Any]]) -> Any:
     return trio.run(fn, clock=trio.testing.MockClock(autojump_threshold=0))
 
 
+
+
+def admit(node, via: str, data: bytes) -> str | None:
+    """Admission of one message, outside any event loop (the way tests call it)."""
+    import trio
+
+    return trio.run(node.admission.admit, via, data)

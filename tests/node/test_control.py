@@ -35,7 +35,7 @@ def sim(tmp_path_factory: pytest.TempPathFactory) -> Simulation:
     sim = finished_sim(tmp_path_factory.mktemp("sim"))
     # garbage from the wire: dropped and counted by reason, like any bad message
     async def garbage() -> None:
-        sim.nodes[0].node.admission.admit("someone", b"\x00 not msgpack")
+        await sim.nodes[0].node.admission.admit("someone", b"\x00 not msgpack")
 
     trio.run(garbage)  # the node's clock is trio's
     return sim

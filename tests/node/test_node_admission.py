@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from _node_helpers import NOW, FixedRuntime, group, ident, node_config, stub_node
+from _node_helpers import NOW, FixedRuntime, admit, group, ident, node_config, stub_node
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -35,7 +35,7 @@ def dropped(node: Node) -> dict[str, int]:
 
 def test_a_valid_group_is_admitted_into_the_pool() -> None:
     node = make_node()
-    assert node.admission.admit(PEER.peer_id, wire(group(1))) is None
+    assert admit(node, PEER.peer_id, wire(group(1))) is None
     assert len(node.pool) == 1
     assert node.metrics.counters["admitted:rollout_group"] == 1
     info = node.peers.get(PEER.peer_id)
@@ -48,7 +48,7 @@ def test_a_valid_group_is_admitted_into_the_pool() -> None:
 )
 def test_malformed_bytes_are_dropped_and_counted(data: bytes) -> None:
     node = make_node()
-    assert node.admission.admit(PEER.peer_id, data) == "malformed"
+    assert admit(node, PEER.peer_id, data) == "malformed"
     assert dropped(node) == {"malformed": 1}
     assert len(node.pool) == 0 and len(node.peers) == 0
 
@@ -62,14 +62,14 @@ def test_broken_envelopes_are_malformed() -> None:
     body[len(body) // 2] ^= 0x01  # inside the payload: the signature no longer matches
     oversized = b"\x00" * (DEFAULT_MAX_SIZE + 1)
     for data in (bytes(tampered), bytes(body), good[:-10], good + b"\x00", oversized):
-        assert node.admission.admit(PEER.peer_id, data) == "malformed"
+        assert admit(node, PEER.peer_id, data) == "malformed"
     assert dropped(node) == {"malformed": 5}
-    assert node.admission.admit(PEER.peer_id, good) is None  # the honest copy still gets in
+    assert admit(node, PEER.peer_id, good) is None  # the honest copy still gets in
 
 
 def test_own_messages_are_dropped_without_blaming_a_peer() -> None:
     node = make_node()
-    assert node.admission.admit("relay", wire(group(1), who=ME)) == "own_message"
+    assert admit(node, "relay", wire(group(1), who=ME)) == "own_message"
     assert dropped(node) == {"own_message": 1}
     assert len(node.pool) == 0 and len(node.peers) == 0
 
@@ -77,11 +77,11 @@ def test_own_messages_are_dropped_without_blaming_a_peer() -> None:
 def test_replays_and_stale_or_future_timestamps_are_dropped() -> None:
     node = make_node()
     first = wire(group(1), seq=10)
-    assert node.admission.admit(PEER.peer_id, first) is None
-    assert node.admission.admit(PEER.peer_id, first) == "replay"
-    assert node.admission.admit(PEER.peer_id, wire(group(2), seq=10)) == "replay"  # seq reused
-    assert node.admission.admit(PEER.peer_id, wire(group(3), seq=11, ts=NOW - 3600)) == "replay"
-    assert node.admission.admit(PEER.peer_id, wire(group(4), seq=12, ts=NOW + 3600)) == "replay"
+    assert admit(node, PEER.peer_id, first) is None
+    assert admit(node, PEER.peer_id, first) == "replay"
+    assert admit(node, PEER.peer_id, wire(group(2), seq=10)) == "replay"  # seq reused
+    assert admit(node, PEER.peer_id, wire(group(3), seq=11, ts=NOW - 3600)) == "replay"
+    assert admit(node, PEER.peer_id, wire(group(4), seq=12, ts=NOW + 3600)) == "replay"
     assert dropped(node) == {"replay": 4}
     assert node.peers.get(PEER.peer_id).dropped["replay"] == 4
     assert len(node.pool) == 1
@@ -90,17 +90,17 @@ def test_replays_and_stale_or_future_timestamps_are_dropped() -> None:
 def test_peer_cards_from_other_swarms_or_for_others_are_dropped() -> None:
     node = make_node()
     other = PeerCard(peer_id=PEER.peer_id, swarm_id="beta")
-    assert node.admission.admit(PEER.peer_id, wire(other, seq=1)) == "other_swarm"
+    assert admit(node, PEER.peer_id, wire(other, seq=1)) == "other_swarm"
     impostor = PeerCard(peer_id=THIRD.peer_id, swarm_id="alpha")
-    assert node.admission.admit(PEER.peer_id, wire(impostor, seq=2)) == "card_not_own"
+    assert admit(node, PEER.peer_id, wire(impostor, seq=2)) == "card_not_own"
     assert node.peers.get(PEER.peer_id).card is None
     future = PeerCard(
         peer_id=PEER.peer_id, swarm_id="alpha", protocol_version=PROTOCOL_VERSION + 1
     )
-    assert node.admission.admit(PEER.peer_id, wire(future, seq=3)) == "protocol_version"
+    assert admit(node, PEER.peer_id, wire(future, seq=3)) == "protocol_version"
     addr = f"/ip4/10.0.0.7/tcp/4001/p2p/{PEER.peer_id}"
     mine = PeerCard(peer_id=PEER.peer_id, swarm_id="alpha", model_id="m", listen_addrs=[addr])
-    assert node.admission.admit(PEER.peer_id, wire(mine, seq=4)) is None
+    assert admit(node, PEER.peer_id, wire(mine, seq=4)) is None
     assert node.peers.get(PEER.peer_id).card == mine
     assert node.metrics.counters["admitted:peer_card"] == 1
     # its addresses go to the transport, which may dial it (peer exchange)
@@ -111,11 +111,11 @@ def test_peer_cards_from_other_swarms_or_for_others_are_dropped() -> None:
 def test_unexpected_kinds_and_pool_refusals_are_dropped_with_their_reason() -> None:
     node = make_node()
     proposal = TaskProposal(task=group(1).task)
-    assert node.admission.admit(PEER.peer_id, wire(proposal, seq=1)) == "unexpected_kind"
-    assert node.admission.admit(PEER.peer_id, wire(group(1), seq=2)) is None
-    assert node.admission.admit(THIRD.peer_id, wire(group(1), who=THIRD)) == "duplicate"
-    assert node.admission.admit(PEER.peer_id, wire(group(2, version=100), seq=3)) is None
-    assert node.admission.admit(PEER.peer_id, wire(group(3, version=1), seq=4)) == "stale"
+    assert admit(node, PEER.peer_id, wire(proposal, seq=1)) == "unexpected_kind"
+    assert admit(node, PEER.peer_id, wire(group(1), seq=2)) is None
+    assert admit(node, THIRD.peer_id, wire(group(1), who=THIRD)) == "duplicate"
+    assert admit(node, PEER.peer_id, wire(group(2, version=100), seq=3)) is None
+    assert admit(node, PEER.peer_id, wire(group(3, version=1), seq=4)) == "stale"
     assert dropped(node) == {"unexpected_kind": 1, "duplicate": 1, "stale": 1}
     assert node.peers.get(THIRD.peer_id).dropped == {"duplicate": 1}
 
@@ -136,7 +136,7 @@ GOOD = wire(group(1), seq=7)
 )
 def test_any_bytes_are_admitted_or_dropped_never_raised(data: bytes) -> None:
     node = make_node()
-    reason = node.admission.admit(PEER.peer_id, data)
+    reason = admit(node, PEER.peer_id, data)
     assert reason is None or isinstance(reason, str)
     total = sum(node.metrics.counters.values())
     assert total == 1  # exactly one admitted or dropped count

@@ -53,3 +53,10 @@ def offline_node(cfg: NodeConfig, me: Identity) -> Node:
 
 def wire(msg: Any, who: Identity, seq: int = 1) -> bytes:
     return encode(seal(msg, who, seq=seq, timestamp=NOW))
+
+
+def admit(node: Node, via: str, data: bytes) -> str | None:
+    """Admission of one message, outside any event loop (the way tests call it)."""
+    import trio
+
+    return trio.run(node.admission.admit, via, data)

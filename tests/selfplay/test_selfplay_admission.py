@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from _selfplay_helpers import config, ident, offline_node, wire
+from _selfplay_helpers import admit, config, ident, offline_node, wire
 
 from swarmrl.protocol import FreeFormTask, RolloutGroup, TaskProposal, TaskSpec
 from swarmrl.protocol.messages import task_key
@@ -19,7 +19,7 @@ def dropped(node) -> dict[str, int]:
 def test_a_solver_queues_valid_proposals_and_drops_bad_ones_by_reason() -> None:
     node = offline_node(config(**SOLVER), ME)
     good = TaskProposal(task=TaskSpec(family="arith", params={"max_digits": 3}, seed=4, index=0))
-    assert node.admission.admit(CREATOR.peer_id, wire(good, CREATOR, 1)) is None
+    assert admit(node, CREATOR.peer_id, wire(good, CREATOR, 1)) is None
     assert len(node.selfplay.queue) == 1
     again = wire(good, CREATOR, 2)
     bad_params = TaskProposal(task=TaskSpec(family="arith", params={"max_digits": 99}, seed=1,
@@ -30,17 +30,17 @@ def test_a_solver_queues_valid_proposals_and_drops_bad_ones_by_reason() -> None:
     forged = TaskProposal(task=FreeFormTask(prompt="1 + 1 =", reference_answer="2",
                                             creator=OTHER.peer_id))
     reasons = [
-        node.admission.admit(CREATOR.peer_id, again),
-        node.admission.admit(CREATOR.peer_id, wire(bad_params, CREATOR, 3)),
-        node.admission.admit(CREATOR.peer_id, wire(unknown, CREATOR, 4)),
-        node.admission.admit(CREATOR.peer_id, wire(bad_verifier, CREATOR, 5)),
-        node.admission.admit(CREATOR.peer_id, wire(forged, CREATOR, 6)),
+        admit(node, CREATOR.peer_id, again),
+        admit(node, CREATOR.peer_id, wire(bad_params, CREATOR, 3)),
+        admit(node, CREATOR.peer_id, wire(unknown, CREATOR, 4)),
+        admit(node, CREATOR.peer_id, wire(bad_verifier, CREATOR, 5)),
+        admit(node, CREATOR.peer_id, wire(forged, CREATOR, 6)),
     ]
     foreign = TaskProposal(task=TaskSpec(family="basic_arithmetic", seed=1, index=0))
-    reasons.append(node.admission.admit(CREATOR.peer_id, wire(foreign, CREATOR, 7)))
-    assert reasons == ["proposal_duplicate", "proposal_invalid", "foreign_family",
+    reasons.append(admit(node, CREATOR.peer_id, wire(foreign, CREATOR, 7)))
+    assert reasons == ["proposal_duplicate", "out_of_bounds", "foreign_family",
                        "proposal_invalid", "proposal_not_own", "foreign_family"]
-    assert dropped(node) == {"proposal_duplicate": 1, "proposal_invalid": 2,
+    assert dropped(node) == {"proposal_duplicate": 1, "proposal_invalid": 1, "out_of_bounds": 1,
                              "proposal_not_own": 1, "foreign_family": 2}
     assert len(node.selfplay.queue) == 1
     assert node.metrics.counters["admitted:task_proposal"] == 1
@@ -49,7 +49,7 @@ def test_a_solver_queues_valid_proposals_and_drops_bad_ones_by_reason() -> None:
 def test_a_node_that_takes_no_creator_tasks_drops_proposals_as_unexpected() -> None:
     node = offline_node(config(), ME)  # solver role, creator_ratio 0
     prop = TaskProposal(task=TaskSpec(family="arith", seed=4, index=0))
-    assert node.admission.admit(CREATOR.peer_id, wire(prop, CREATOR)) == "unexpected_kind"
+    assert admit(node, CREATOR.peer_id, wire(prop, CREATOR)) == "unexpected_kind"
 
 
 def test_a_creator_rescores_swarm_rollouts_on_its_proposals_and_ignores_claims() -> None:
@@ -61,12 +61,12 @@ def test_a_creator_rescores_swarm_rollouts_on_its_proposals_and_ignores_claims()
     # A group claiming success on wrong answers is refused by the guard and not counted.
     lie = RolloutGroup(task=spec, completions=[right, wrong, wrong, wrong],
                        claimed_rewards=[1.0, 1.0, 1.0, 1.0])
-    assert node.admission.admit(OTHER.peer_id, wire(lie, OTHER)) == "claim_mismatch"
+    assert admit(node, OTHER.peer_id, wire(lie, OTHER)) == "claim_mismatch"
     prop = node.selfplay.tracker.open[task_key(spec)]
     assert prop.attempts == 0
     group = RolloutGroup(task=spec, completions=[right, wrong, wrong, wrong])
-    assert node.admission.admit(OTHER.peer_id, wire(group, OTHER, 2)) is None
+    assert admit(node, OTHER.peer_id, wire(group, OTHER, 2)) is None
     assert prop.attempts == 4 and prop.p == 0.25  # its own verdict
     # The same group gossiped again is not counted twice (the replay guard or the tracker).
-    node.admission.admit(OTHER.peer_id, wire(group, OTHER, 3))
+    admit(node, OTHER.peer_id, wire(group, OTHER, 3))
     assert prop.attempts == 4

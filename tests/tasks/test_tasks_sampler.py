@@ -119,8 +119,12 @@ def test_bad_config_fails_at_construction() -> None:
     unchecked = TaskConfig.model_construct(families={"arithm": 1.0})
     with pytest.raises(TaskError, match="unknown task family"):
         TaskSampler(unchecked, 0)  # and the sampler does not rely on it
+    with pytest.raises(ValidationError, match="family_params.arith.*terms"):
+        _cfg(family_params={"arith": {"terms": 0}})
+    bad_params = TaskConfig.model_construct(families={"arith": 1.0},
+                                            family_params={"arith": {"terms": 0}})
     with pytest.raises(TaskError, match="family_params.arith.*terms"):
-        TaskSampler(_cfg(family_params={"arith": {"terms": 0}}), 0)
+        TaskSampler(bad_params, 0)
     with pytest.raises(TaskError, match="family_params.chain_sum"):
         TaskSampler(_cfg(family_params={"chain_sum": {}}), 0)
     with pytest.raises(TaskError, match="node_seed"):

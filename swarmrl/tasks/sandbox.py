@@ -1,0 +1,200 @@
+"""Generating a peer's task and checking a peer's answers, within a time and memory budget.
+
+Task bounds (:mod:`swarmrl.tasks.bounds`) keep a peer's parameters in the swarm's range, but a
+generator or scorer can still be slow on some item, and the answer text is the peer's. So swarm
+input is generated and scored in a worker process, never on the node's event loop:
+
+- one persistent worker (pebble's ProcessPool, spawned: no torch, no trio state inherited),
+  niced so a node's own training wins the CPU;
+- the worker's address space is capped (``RLIMIT_AS``): a generator that blows up memory gets a
+  MemoryError there, not in the node;
+- each call has a deadline; past it pebble kills the worker and starts a fresh one;
+- a task that failed is remembered by key and never tried again (a peer cannot make us pay twice
+  for the same spec); results are cached, so the same task recurring in many groups is generated
+  once.
+
+:class:`InProcessChecker` has the same interface without the worker: for a simulation, whose
+peers are all its own code, and for tests of the node loop.
+"""
+
+from __future__ import annotations
+
+import atexit
+import concurrent.futures
+import contextlib
+import logging
+import multiprocessing
+import os
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import Any, NoReturn
+
+import trio
+
+from swarmrl.protocol.messages import FreeFormTask, TaskSpec, task_key
+from swarmrl.tasks.materialize import materialize, remember
+from swarmrl.tasks.problem import Problem, TaskError
+from swarmrl.tasks.verifiers import verify
+
+log = logging.getLogger("swarmrl.tasks.sandbox")
+
+Task = TaskSpec | FreeFormTask
+
+
+@dataclass(frozen=True)
+class Limits:
+    timeout_s: float = 2.0
+    """Wall seconds one generation plus its scoring may take in the worker."""
+    memory_mb: int = 2048
+    """The worker's address-space cap (RLIMIT_AS), MiB. Its interpreter and reasoning-gym take
+    about 600 MiB of address space before any task."""
+    max_text_chars: int = 65536
+    """Longest question or answer key accepted from a generator (22-disk Hanoi: 134 MB)."""
+
+
+@dataclass(frozen=True)
+class Checked:
+    problem: Problem
+    rewards: list[float]
+    """One per text given, by :func:`swarmrl.tasks.verify` with the given style and weight."""
+
+
+class CheckFailed(TaskError):
+    """A task (or its answers) could not be checked; ``reason`` is the counted drop reason:
+    ``bad_task`` (it does not regenerate) or ``over_budget`` (time, memory or size)."""
+
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(reason, detail)  # both in args: it crosses the worker's pipe
+        self.reason = reason
+        self.detail = detail
+
+    def __str__(self) -> str:
+        return self.detail
+
+
+def check_here(
+    task: Task, texts: list[str], style: str, format_weight: float, max_chars: int
+) -> Checked:
+    """Generate ``task`` and score ``texts``: the work the sandbox's worker does."""
+    problem = materialize(task)
+    if max(len(problem.question), len(problem.answer)) > max_chars:
+        raise CheckFailed("over_budget", f"{problem.family}: problem text over {max_chars} chars")
+    rewards = [verify(problem, t, style, format_weight).reward for t in texts]
+    return Checked(problem, rewards)
+
+
+class InProcessChecker:
+    """Checks on the calling thread: no isolation (for peers that are our own code)."""
+
+    def __init__(self, limits: Limits | None = None) -> None:
+        self.limits = limits or Limits()
+
+    async def check(
+        self, task: Task, texts: list[str] = (), style: str = "instruct", format_weight: float = 0.0
+    ) -> Checked:
+        try:
+            return check_here(task, list(texts), style, format_weight, self.limits.max_text_chars)
+        except CheckFailed:
+            raise
+        except Exception as e:  # TaskError or a generator's own failure
+            raise CheckFailed("bad_task", f"{type(e).__name__}: {e}"[:300]) from None
+
+    def close(self) -> None:
+        return None
+
+
+def _worker_init(memory_mb: int) -> None:
+    import resource
+
+    limit = memory_mb * 1024 * 1024
+    resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+    with contextlib.suppress(OSError):  # not allowed here: the limits still hold
+        os.nice(10)
+
+
+def _worker_check(
+    task: Task, texts: list[str], style: str, format_weight: float, max_chars: int
+) -> Checked:
+    return check_here(task, texts, style, format_weight, max_chars)
+
+
+class Sandbox(InProcessChecker):
+    """Checks in a worker process with a time and memory limit (see the module docstring)."""
+
+    FAILED_MEMORY = 65536
+
+    def __init__(self, limits: Limits | None = None) -> None:
+        super().__init__(limits)
+        from pebble import ProcessPool
+
+        self._pool = ProcessPool(
+            max_workers=1,
+            initializer=_worker_init,
+            initargs=(self.limits.memory_mb,),
+            context=multiprocessing.get_context("spawn"),
+        )
+        self.failed: OrderedDict[str, tuple[str, str]] = OrderedDict()
+        """Task key -> (reason, detail) of tasks that failed: never tried again."""
+        self.stats = {"checked": 0, "over_budget": 0, "bad_task": 0, "remembered_failure": 0}
+
+    async def check(
+        self, task: Task, texts: list[str] = (), style: str = "instruct", format_weight: float = 0.0
+    ) -> Checked:
+        key = task_key(task)
+        failed = self.failed.get(key)
+        if failed is not None:
+            self.stats["remembered_failure"] += 1
+            raise CheckFailed(*failed)
+        args = (task, list(texts), style, format_weight, self.limits.max_text_chars)
+        future = self._pool.schedule(_worker_check, args=args, timeout=self.limits.timeout_s)
+        try:
+            checked = await trio.to_thread.run_sync(future.result, abandon_on_cancel=True)
+        except CheckFailed as e:
+            self._fail(key, e.reason, str(e))
+        except concurrent.futures.TimeoutError:
+            self._fail(key, "over_budget", f"over {self.limits.timeout_s} s")
+        except MemoryError:
+            self._fail(key, "over_budget", f"over {self.limits.memory_mb} MiB")
+        except Exception as e:  # TaskError, a generator's failure, or the worker died
+            self._fail(key, "bad_task", f"{type(e).__name__}: {e}"[:300])
+        self.stats["checked"] += 1
+        remember(task, checked.problem)  # later materialize() calls on this node hit the cache
+        return checked
+
+    def _fail(self, key: str, reason: str, detail: str) -> NoReturn:
+        self.stats[reason] += 1
+        self.failed[key] = (reason, detail)
+        while len(self.failed) > self.FAILED_MEMORY:
+            self.failed.popitem(last=False)
+        raise CheckFailed(reason, detail)
+
+    async def warm_up(self) -> None:
+        """Start the worker and import the generators now, not on the first peer's message."""
+        future = self._pool.schedule(_worker_warm_up)
+        await trio.to_thread.run_sync(future.result, abandon_on_cancel=True)
+
+    def close(self) -> None:
+        self._pool.stop()
+        self._pool.join(timeout=5)
+
+
+def _worker_warm_up() -> None:
+    from swarmrl.tasks.families import list_families
+
+    list_families()  # imports reasoning-gym
+
+
+_shared: dict[Limits, Sandbox] = {}
+
+
+def default_checker(cfg: Any) -> InProcessChecker:
+    """The checker a node's guard config asks for (``guard.sandbox*``). Sandboxes are shared per
+    process and per limits: one worker serves every node of a process, and lives until exit."""
+    if not cfg.sandbox:
+        return InProcessChecker()
+    limits = Limits(timeout_s=cfg.sandbox_timeout_s, memory_mb=cfg.sandbox_memory_mb)
+    sandbox = _shared.get(limits)
+    if sandbox is None:
+        sandbox = _shared[limits] = Sandbox(limits)
+        atexit.register(sandbox.close)
+    return sandbox
