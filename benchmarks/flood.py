@@ -23,6 +23,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "node"))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
+import trio  # noqa: E402
 from _node_helpers import NOW, FixedRuntime, group, node_config, stub_node  # noqa: E402
 
 from swarmrl.protocol import Identity, encode, seal  # noqa: E402
@@ -48,7 +49,7 @@ def corpus(n_unique: int, rng: random.Random) -> list[tuple[str, bytes]]:
     return out
 
 
-def run(guard: bool, seconds: float, rate: float, flood: list[tuple[str, bytes]]) -> dict:
+async def run(guard: bool, seconds: float, rate: float, flood: list[tuple[str, bytes]]) -> dict:
     node = stub_node(node_config(swarm_id="alpha", guard={"enabled": guard}),
                      runtime=FixedRuntime())
     honest = Identity.generate()
@@ -63,10 +64,10 @@ def run(guard: bool, seconds: float, rate: float, flood: list[tuple[str, bytes]]
     for i in range(total):
         node.runtime._now = NOW + i / rate
         via, data = flood[i % len(flood)]
-        if node.admission.admit(via, data) is None:
+        if await node.admission.admit(via, data) is None:
             admitted["flood"] += 1
         due = i % every == 0 and i // every < len(honest_msgs)
-        if due and node.admission.admit(honest.peer_id, honest_msgs[i // every]) is None:
+        if due and await node.admission.admit(honest.peer_id, honest_msgs[i // every]) is None:
             admitted["honest"] += 1
     wall = time.perf_counter() - t0
     peak = tracemalloc.get_traced_memory()[1] - base
@@ -92,7 +93,7 @@ def main() -> None:
     args = ap.parse_args()
     print(json.dumps({"bench": "flood", "meta": True, **machine_meta()}), flush=True)
     flood = corpus(args.unique, random.Random(0))
-    rows = [run(g, args.seconds, args.rate, flood) for g in (True, False)]
+    rows = [trio.run(run, g, args.seconds, args.rate, flood) for g in (True, False)]
     for r in rows:
         print(json.dumps(r))
     on, off = rows

@@ -47,3 +47,56 @@ async def hit(target: str, protocols: list[str], frames: list[bytes]) -> int:
                 await stream.write(frame)
         await trio.sleep(1.0)
     return len(streams)
+
+
+def extreme_specs(families: list[str], seed: int) -> list:
+    """For each family: one spec far outside its shipped bounds (every number x1000) and one
+    at the top corner of them, with fresh seeds so no node has them cached."""
+    from swarmrl.protocol.messages import TaskSpec
+    from swarmrl.tasks.bounds import default_bounds
+    from swarmrl.tasks.families import get_family
+
+    specs = []
+    for name in families:
+        family = get_family(name)
+        defaults = family.default_params()
+        corner, far = {}, {}
+        for param, bound in default_bounds(name).items():
+            if isinstance(bound, tuple) and not isinstance(defaults.get(param), bool):
+                hi = int(bound[1]) if isinstance(defaults.get(param), int) else float(bound[1])
+                corner[param], far[param] = hi, hi * 1000 + 1
+        for params in (far, corner):
+            specs.append(TaskSpec(family=name, family_version=family.version, params=params,
+                                  seed=seed, index=len(specs)))
+    return specs
+
+
+async def spec_flood(target: str, swarm_id: str, handshake: bytes, seconds: float,
+                     rate: float, families: list[str]) -> int:
+    """A swarm member (it passes the hello) that gossips rollout groups whose tasks are
+    :func:`extreme_specs` of ``families`` on the rollouts topic, ``rate`` per second for
+    ``seconds``. Returns how many it published."""
+    from swarmrl.config import NetworkConfig
+    from swarmrl.protocol import RolloutGroup, encode, seal
+    from swarmrl.protocol.libp2p_transport import Libp2pTransport
+
+    me = Identity.generate()
+    net = NetworkConfig(listen=["/ip4/127.0.0.1/tcp/0"], bootstrap=[target],
+                        publish_per_second=max(rate * 2, 20.0))
+    rollouts = f"/swarmrl/{swarm_id}/rollouts/1"
+    sent = 0
+    async with Libp2pTransport.open(me, net, swarm_id=swarm_id, handshake=handshake) as t:
+        t.subscribe(rollouts)
+        with trio.fail_after(30):
+            while not t.topic_peers(rollouts):
+                await trio.sleep(0.1)
+        start, specs, round_ = trio.current_time(), [], 0
+        while sent < int(seconds * rate):
+            if not specs:
+                round_ += 1
+                specs = extreme_specs(families, seed=round_)
+            group = RolloutGroup(task=specs.pop(), completions=["<answer>1</answer>"] * 4)
+            await t.publish(rollouts, encode(seal(group, me, seq=sent + 1)))
+            sent += 1
+            await trio.sleep_until(start + sent / rate)
+    return sent

@@ -48,7 +48,7 @@ def test_no_benchmark_shadows_an_importable_module() -> None:
 
 def test_every_script_is_covered_here() -> None:
     covered = {"flood", "gossip", "grpo_throughput", "hivemind_dht_anchor", "kernel_speed",
-               "learning", "node_step", "sampler_mismatch", "sim_scale"}
+               "learning", "node_step", "sampler_mismatch", "sim_scale", "task_bounds"}
     assert set(SCRIPTS) == covered, "a new benchmark needs a tiny run in this file"
 
 
@@ -154,3 +154,12 @@ def test_hivemind_anchor() -> None:
                     "with ours)")
     lines = run("hivemind_dht_anchor", "--nodes", "2", "--ops", "2", python=str(python))
     assert lines[-1]["bench"].startswith("hivemind")
+
+
+def test_task_bounds() -> None:
+    lines = run("task_bounds", "--items", "1", "--families", "arith,chain_sum")
+    meta_of(lines)
+    rows = {r["family"]: r for r in lines if r.get("family")}
+    assert rows["arith"]["ok"] == 1 and rows["chain_sum"]["ok"] == 1
+    [summary] = [r for r in lines if r["bench"] == "task_bounds_summary"]
+    assert summary["families"] == 2 and summary["over_budget_families"] == 0

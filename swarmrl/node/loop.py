@@ -141,6 +141,9 @@ class Node:
         """Train until ``steps`` total steps are done (config default; 0 = until cancelled)."""
         target = self.cfg.steps if steps is None else steps
         async with trio.open_nursery() as nursery:
+            # The sandbox's worker starts (and imports the generators) now, not in the middle
+            # of training when the first peer's task arrives.
+            nursery.start_soon(self.checker.warm_up)
             nursery.start_soon(self._receive, self.topics["rollouts"])
             nursery.start_soon(self._receive, self.topics["peers"])
             if self.selfplay.solving:  # only solvers take proposals

@@ -39,7 +39,12 @@ SAFE_BOUNDS: dict[str, dict[str, Bound]] = {
     # (benchmarks/task_bounds.py; figures in docs/security.md). These bounds are tighter.
     "tower_of_hanoi": {"min_disks": (1, 8), "max_disks": (1, 10), "min_pegs": (3, 4),
                        "max_pegs": (3, 5)},
-    "knights_knaves": {"n_people": (2, 5), "depth_constraint": (1, 3), "width_constraint": (1, 3)},
+    "knights_knaves": {"n_people": (2, 4), "depth_constraint": (1, 3), "width_constraint": (1, 3)},
+    "futoshiki": {"min_board_size": (4, 7), "max_board_size": (4, 7), "min_difficulty": (0, 3),
+                  "max_difficulty": (0, 3)},
+    "jugs": {"num_jugs": (2, 4), "difficulty": (1, 12)},
+    "number_sequence": {"max_terms": (4, 10), "max_complexity": (1, 3)},
+    "game_of_life": {"grid_size_x": (3, 15), "grid_size_y": (3, 15), "simulation_steps": (1, 3)},
 }
 """Hand-set default bounds that replace the generic rule for the parameters they name."""
 

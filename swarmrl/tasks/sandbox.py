@@ -99,6 +99,9 @@ class InProcessChecker:
         except Exception as e:  # TaskError or a generator's own failure
             raise CheckFailed("bad_task", f"{type(e).__name__}: {e}"[:300]) from None
 
+    async def warm_up(self) -> None:
+        return None
+
     def close(self) -> None:
         return None
 

@@ -1,0 +1,104 @@
+"""A swarm member that gossips tasks with extreme parameters, for every registered family, at
+10 per second for 60 s: the honest daemon keeps its step pace and its memory, and drops each
+spec with a counted reason (issue 19). Real processes over libp2p on loopback."""
+
+from __future__ import annotations
+
+import json
+import statistics
+import time
+from pathlib import Path
+
+import pytest
+import trio
+from test_daemon import TINY_NODE, Daemon, runner, wait_for, write
+
+from swarmrl.cli import app
+from swarmrl.node.genesis import load_genesis
+from swarmrl.tasks.families import get_family, list_families
+
+pytestmark = [pytest.mark.network, pytest.mark.slow]
+
+FAMILIES = ["arith", "chain_sum", "count_primes", "basic_arithmetic", "tower_of_hanoi",
+            "knights_knaves", "futoshiki", "jugs", "number_sequence", "game_of_life"]
+"""The victim's swarm trains on these (arith mostly): a spec of one of them inside the bounds
+is generated, in the sandbox; every other registered family is foreign to it."""
+SECONDS, RATE = 60.0, 10.0
+
+
+def genesis_text() -> str:
+    lines = ['swarm_id = "hostile"', "[defaults.generation]", "group_size = 4"]
+    for name in FAMILIES:
+        f = get_family(name)
+        weight = 1.0 if name == "arith" else 0.01
+        lines += [f"[families.{name}]", f"weight = {weight}", f'version = "{f.version}"',
+                  f'verifier = "{f.verifier}"']
+    return "\n".join(lines) + "\n"
+
+
+def rss_mib(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    raise AssertionError("no VmRSS")
+
+
+def gaps(d: Daemon, first: int, last: int) -> list[float]:
+    """Seconds between consecutive steps ``first..last`` (from metrics.jsonl)."""
+    times = [r["time"] for r in d.metrics() if first <= r["step"] <= last]
+    return [b - a for a, b in zip(times, times[1:], strict=False)]
+
+
+def counters(d: Daemon) -> dict[str, int]:
+    out = runner.invoke(app, ["inspect", "metrics", "--dir", str(d.out), "--json", "--last", "1"])
+    assert out.exit_code == 0, out.output
+    return json.loads(out.stdout.strip().splitlines()[-1])["counters"]
+
+
+def test_extreme_specs_from_a_member_cost_the_daemon_neither_pace_nor_memory(
+    tmp_path: Path,
+) -> None:
+    from _hostile_peers import spec_flood
+
+    g = write(tmp_path / "genesis.toml", genesis_text())
+    node = TINY_NODE.format(name="victim", seed=3, genesis=g, listen="/ip4/127.0.0.1/tcp/0")
+    node = node.replace("every = 2\n", "every = 100000\n")  # no checkpoint pauses in the gaps
+    # Never ignore the attacker: every spec goes through the bounds and the sandbox (a sybil
+    # with a fresh key per message would not be ignored either). The worst case for cost.
+    node += "[guard]\nignore_below = 0.0\n"
+    config = write(tmp_path / "victim" / "node.toml", node)
+    d = Daemon(tmp_path / "victim", ["--config", str(config)])
+    try:
+        d.wait_running()
+        wait_for(lambda: d.status().get("step", 0) >= 30, 120, "30 warm-up steps", d)
+        s0 = d.status()["step"]
+        time.sleep(SECONDS)  # a quiet window as long as the flood, to compare with
+        s1 = d.status()["step"]
+        rss_before = rss_mib(d.proc.pid)
+        sent = trio.run(spec_flood, d.addr, "hostile", load_genesis(g).handshake(), SECONDS,
+                        RATE, list_families())
+        s2 = d.status()["step"]
+        rss_after = rss_mib(d.proc.pid)
+        quiet, flood = gaps(d, s0, s1), gaps(d, s1, s2)
+        drops = {k[8:]: v for k, v in counters(d).items() if k.startswith("dropped:")}
+        figures = {"sent": sent, "quiet_median_s": statistics.median(quiet),
+                   "quiet_max_s": max(quiet), "flood_median_s": statistics.median(flood),
+                   "flood_max_s": max(flood), "rss_before_mib": rss_before,
+                   "rss_after_mib": rss_after, "drops": drops}
+        print(json.dumps(figures))
+        assert sent >= SECONDS * RATE * 0.95
+        assert d.proc.poll() is None
+        # every spec dropped with a counted reason (gossip may lose a few: at least 90% seen)
+        counted = sum(drops.get(r, 0) for r in ("foreign_family", "out_of_bounds", "over_budget",
+                                                "bad_task", "ignored_peer", "rate_limited"))
+        assert counted >= 0.9 * sent, figures
+        assert drops.get("out_of_bounds", 0) > 0 and drops.get("foreign_family", 0) > 0, figures
+        # Pace: the median step time within 25%, and no stall beyond the node's own. A quiet
+        # tiny daemon (15 ms steps) already pauses ~0.25 s about every 40 s (the same with no
+        # peer at all), so "longest gap < 2x a step" cannot hold even without an attack: the
+        # longest gap under attack must stay within 2x a step or 1.25x the quiet longest gap.
+        assert statistics.median(flood) < 1.25 * statistics.median(quiet), figures
+        assert max(flood) < max(2 * statistics.median(quiet), 1.25 * max(quiet)), figures
+        assert rss_after - rss_before < 100, figures
+    finally:
+        d.kill()
