@@ -5,7 +5,12 @@ spec with a counted reason (issue 19). Real processes over libp2p on loopback.""
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import statistics
+import subprocess
+import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -102,3 +107,78 @@ def test_extreme_specs_from_a_member_cost_the_daemon_neither_pace_nor_memory(
         assert rss_after - rss_before < 100, figures
     finally:
         d.kill()
+
+
+OTHER_USER = r'''
+import json, os, sys
+from typer.testing import CliRunner
+from swarmrl.cli import app
+
+run, addr = sys.argv[1], sys.argv[2]
+out = {}
+for name in ("control.token", "node.key", "node.toml", "node.log", "metrics.jsonl",
+             "status.json", "control.addr"):
+    try:
+        with open(os.path.join(run, name)) as f:
+            f.read(1)
+        out[name] = "read"
+    except PermissionError:
+        out[name] = "denied"
+try:
+    os.listdir(run)
+    out["listdir"] = "listed"
+except PermissionError:
+    out["listdir"] = "denied"
+runner = CliRunner()
+for label, args in (("pause", ["pause"]), ("config", ["config"]),
+                    ("guess", ["pause", "--token", "0" * 64]),
+                    ("submit", ["submit", "--prompt", "2+2=", "--answer", "5"])):
+    result = runner.invoke(app, ["inspect", *args, "--node", addr])
+    out[label] = [result.exit_code, result.output[-300:]]
+print(json.dumps(out))
+'''
+
+
+def as_nobody(*args: str) -> subprocess.CompletedProcess[str]:
+    # util-linux's setpriv, not subprocess(user=...): Python's own exec as another uid is
+    # refused by this venv's interpreter symlink (into root's 0700 home) where setpriv's is not.
+    env = {"PATH": os.environ.get("PATH", ""), "HOME": "/tmp", "PYTHONDONTWRITEBYTECODE": "1"}
+    cmd = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", sys.executable, *args]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=120, env=env, cwd="/")
+
+
+def test_another_local_user_can_neither_read_nor_steer_a_daemon_on_the_defaults() -> None:
+    """uid 65534 on the same machine, the run directory's parent open to all (as a home
+    directory often is), the control port known: it reads nothing and changes nothing."""
+    if os.geteuid() != 0 or shutil.which("setpriv") is None:
+        pytest.skip("running a client as another uid needs root and setpriv (util-linux)")
+    if as_nobody("-c", "import swarmrl.cli").returncode != 0:
+        pytest.skip("uid 65534 cannot run this interpreter here")
+    root = Path(tempfile.mkdtemp(prefix="swarmrl-uid-"))
+    try:
+        root.chmod(0o755)  # not the barrier under test: the run directory's own mode is
+        g = write(root / "genesis.toml", genesis_text())
+        g.chmod(0o644)
+        node = TINY_NODE.format(name="a", seed=5, genesis=g, listen="/ip4/127.0.0.1/tcp/0")
+        config = write(root / "a" / "node.toml", node)  # no [control]: the defaults
+        d = Daemon(root / "a", ["--config", str(config)])
+        try:
+            d.wait_running()
+            addr = (d.out / "control.addr").read_text().strip()
+            got = as_nobody("-c", OTHER_USER, str(d.out), addr)
+            assert got.returncode == 0, got.stderr[-2000:]
+            seen = json.loads(got.stdout.strip().splitlines()[-1])
+            print(json.dumps(seen))
+            for name in ("control.token", "node.key", "node.toml", "node.log", "metrics.jsonl",
+                         "status.json", "control.addr", "listdir"):
+                assert seen[name] == "denied", (name, seen)
+            for label in ("pause", "config", "guess", "submit"):
+                code, text = seen[label]
+                assert code != 0 and ("token" in text), (label, seen)
+            before = d.status()["step"]
+            wait_for(lambda: d.status()["step"] > before + 5, 30, "steps after the attempts", d)
+            assert d.status().get("state") == "running"
+        finally:
+            d.kill()
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
