@@ -340,6 +340,47 @@ class NetworkConfig(_Section):
     publish_per_second: float = Field(
         default=20.0, gt=0.0, description="This node's own publishing pace per topic."
     )
+    messages_per_connection_per_s: float = Field(
+        default=200.0,
+        ge=0.0,
+        description="Gossip messages per second one connection may forward to us, whatever keys "
+        "sign them, checked before any signature or decoding (0 = unlimited); more is dropped "
+        "and not relayed ('dropped_connection_budget').",
+    )
+    connection_burst: float = Field(
+        default=400.0, ge=1.0, description="Messages one connection may forward at once."
+    )
+    ban_after: int = Field(
+        default=1000,
+        ge=0,
+        description="Hang up on a connection once this many of its messages were dropped over "
+        "its budget, and refuse that peer for ban_s (0 = never): past it a flood costs nothing.",
+    )
+    ban_s: float = Field(
+        default=600.0, gt=0.0, description="How long a peer hung up on for flooding is refused."
+    )
+    newcomer_messages_per_s: float = Field(
+        default=0.5,
+        ge=0.0,
+        description="Messages per second one connection may forward from authors this node does "
+        "not trust yet, shared by all of them (0 = unlimited): a thousand fresh keys get what "
+        "one new peer gets ('dropped_newcomer_budget'). 0.5/s is about what a node with a real "
+        "model publishes; a fast tiny-model node starts slower until it is trusted.",
+    )
+    newcomer_burst: float = Field(
+        default=8.0, ge=1.0, description="Newcomers' messages one connection may forward at once."
+    )
+    trust_after: int = Field(
+        default=5,
+        ge=0,
+        description="An author is trusted (out of the newcomer share) once this many of its "
+        "groups entered this node's pool (0 = everyone is trusted)...",
+    )
+    trust_after_s: float = Field(
+        default=120.0,
+        ge=0.0,
+        description="...over at least this many seconds since the first one.",
+    )
     queue_size: int = Field(
         default=1024, ge=1, description="Messages held per subscription before the oldest drops."
     )

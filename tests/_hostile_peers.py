@@ -99,4 +99,69 @@ async def spec_flood(target: str, swarm_id: str, handshake: bytes, seconds: floa
             await t.publish(rollouts, encode(seal(group, me, seq=sent + 1)))
             sent += 1
             await trio.sleep_until(start + sent / rate)
+    await trio.sleep_until(start + seconds)  # hung up on: the minute of the attack goes on
+    return sent
+
+
+def signed_gossip(who: Identity, topic: str, data: bytes, seqno: int):
+    """A GossipSub message authored and signed by ``who`` (any key: keys are free), ready to
+    be written by whatever connection carries it."""
+    from libp2p.peer.id import ID
+    from libp2p.pubsub.pb import rpc_pb2
+    from libp2p.pubsub.validators import PUBSUB_SIGNING_PREFIX
+
+    keys = who.to_libp2p_keypair()
+    msg = rpc_pb2.Message(data=data, topicIDs=[topic], seqno=seqno.to_bytes(8, "big"),
+                          from_id=ID.from_pubkey(keys.public_key).to_bytes())
+    msg.signature = keys.private_key.sign(PUBSUB_SIGNING_PREFIX.encode()
+                                          + msg.SerializeToString())
+    return msg
+
+
+async def key_flood(target: str, swarm_id: str, handshake: bytes, seconds: float, rate: float,
+                    keys: int = 3000) -> int:
+    """A swarm member that writes, over its one connection, valid rollout groups signed by
+    ``keys`` fresh keys in turn (each a real arith task with honest claims), ``rate`` per
+    second for ``seconds``; all made before the flood starts. Returns how many it wrote."""
+    from libp2p.peer.id import ID
+    from libp2p.pubsub.pb import rpc_pb2
+
+    from swarmrl.config import NetworkConfig
+    from swarmrl.protocol import RolloutGroup, encode, seal
+    from swarmrl.protocol.libp2p_transport import Libp2pTransport
+    from swarmrl.tasks import materialize
+    from swarmrl.tasks.families import get_family
+
+    rollouts = f"/swarmrl/{swarm_id}/rollouts/1"
+    fresh = [Identity.generate() for _ in range(keys)]
+    total = int(seconds * rate)
+    arith = get_family("arith")
+    rpcs = []
+    for i in range(total):
+        who = fresh[i % keys]
+        task = arith.make_spec({}, seed=1000 + i, index=i)
+        answer = materialize(task).answer
+        group = RolloutGroup(task=task, completions=[f"<answer>{answer}</answer>", "<answer>x"],
+                             claimed_rewards=[1.0, 0.0])
+        data = encode(seal(group, who, seq=i + 1))
+        rpcs.append(rpc_pb2.RPC(publish=[signed_gossip(who, rollouts, data, i + 1)]))
+    me = Identity.generate()
+    net = NetworkConfig(listen=["/ip4/127.0.0.1/tcp/0"], bootstrap=[target])
+    sent = 0
+    async with Libp2pTransport.open(me, net, swarm_id=swarm_id, handshake=handshake) as t:
+        t.subscribe(rollouts)
+        with trio.fail_after(30):
+            while not t.topic_peers(rollouts):
+                await trio.sleep(0.1)
+        stream = t.pubsub.peers[ID.from_base58(t.topic_peers(rollouts)[0])]
+        start = trio.current_time()
+        for rpc in rpcs:
+            try:
+                if not await t.pubsub.write_msg(stream, rpc):
+                    break
+            except Exception:  # noqa: BLE001 - hung up on: the flood is over
+                break
+            sent += 1
+            await trio.sleep_until(start + sent / rate)
+    await trio.sleep_until(start + seconds)  # hung up on: the minute of the attack goes on
     return sent

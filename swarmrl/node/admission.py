@@ -70,6 +70,9 @@ class Admission:
             reason = reason or node.pool.add(msg, env.sender, node.step, checked.rewards)
             if reason is not None:
                 return self._drop(env.sender, reason, "")
+            # Useful traffic (a group that regenerated, scored as claimed, and is new): the
+            # sender's share of its connection's budget grows (protocol/budget.py).
+            node.transport.vouch(env.sender)
         elif isinstance(msg, PeerCard):
             if msg.peer_id != env.sender:
                 return self._drop(env.sender, "card_not_own", "")

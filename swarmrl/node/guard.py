@@ -42,7 +42,10 @@ PENALTIES: dict[str, float] = {
     "bad_task": 1.0,
     "foreign_family": 0.5,
     "out_of_bounds": 0.5,
-    "over_budget": 0.5,
+    # Inside the bounds, yet over the sandbox's budget: an honest peer's task at its swarm's
+    # own (default) params can be (reasoning-gym's futoshiki at size 9 takes 0.1-3 s), so it
+    # costs little; the sandbox remembers the spec and never generates it again.
+    "over_budget": 0.1,
     "bad_claims": 1.0,
     "claim_mismatch": 1.0,
     "unverified_task": 0.25,

@@ -124,6 +124,7 @@ class Node:
         self.recent: list[StepResult] = []
         self.public_model_id = public_model_id(brain.model_id)[:256]  # said in cards, groups
         self._no_signal_steps = 0  # steps in a row whose groups all had equal rewards
+        self._said_no_signal = False  # the warning is said once per run, not every 20 steps
         self.topics = {n: topic(cfg.swarm_id, n) for n in ("rollouts", "tasks", "peers")}
         self.selfplay = SelfPlay(self)  # creator / solver roles (swarmrl/selfplay/agent.py)
         # Free-form tasks from peers enter the pool once our own solvers verified them.
@@ -332,8 +333,9 @@ class Node:
         groups whose rewards differ, and a model that never (or always) solves its tasks sees
         none. A user would otherwise watch a reward of 0.000 forever without a word."""
         self._no_signal_steps = 0 if r.stats.groups_with_signal else self._no_signal_steps + 1
-        if self._no_signal_steps != NO_SIGNAL_STEPS:
+        if self._no_signal_steps != NO_SIGNAL_STEPS or self._said_no_signal:
             return
+        self._said_no_signal = True
         reward = r.reward if r.reward == r.reward else 0.0  # NaN when no group was sampled
         if reward >= 0.99:
             fix = "the tasks are too easy: raise tasks.family_params (more digits, terms)"

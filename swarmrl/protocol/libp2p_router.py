@@ -36,6 +36,9 @@ log = logging.getLogger("swarmrl.protocol.libp2p")
 # v1.3+ (extensions) is left out: younger code, and nothing here needs it.
 GOSSIP_PROTOCOLS = [PROTOCOL_ID_V12, PROTOCOL_ID_V11, PROTOCOL_ID]
 
+Budget = Callable[[ID, rpc_pb2.Message], str | None]
+"""``budget(forwarder, message)``: None to go on, else the counted reason to drop it."""
+
 Deliver = Callable[[str, str, bytes], None]
 """``deliver(topic, sender_peer_id, data)``: hand a validated message to the subscriptions."""
 
@@ -104,15 +107,33 @@ class DeliveringPubsub(Pubsub):
     dropped (the Transport contract: publish never delivers to self).
     """
 
-    def __init__(self, host: Any, router: GossipSub, stats: Counter[str], deliver: Deliver):
+    def __init__(
+        self,
+        host: Any,
+        router: GossipSub,
+        stats: Counter[str],
+        deliver: Deliver,
+        budget: Budget | None = None,
+    ):
         install_record_caches()
         super().__init__(host, router)
         self._stats = stats
         self._deliver = deliver
+        self._budget = budget
         self._my_id_bytes = host.get_id().to_bytes()
         self._write_locks: weakref.WeakKeyDictionary[INetStream, trio.Lock] = (
             weakref.WeakKeyDictionary()
         )
+
+    async def push_msg(self, msg_forwarder: ID, msg: rpc_pb2.Message) -> None:
+        # The budgets come first: before the seen-cache, the libp2p signature check and our
+        # validator, so a flood from one connection costs a lookup per message, not a verify.
+        if self._budget is not None and msg_forwarder != self.my_id:
+            reason = self._budget(msg_forwarder, msg)
+            if reason is not None:
+                self._stats[reason] += 1
+                return
+        await super().push_msg(msg_forwarder, msg)
 
     async def write_msg(self, stream: INetStream, rpc_msg: rpc_pb2.RPC) -> bool:
         # One frame at a time per stream. Several tasks write to a peer's pubsub stream (the

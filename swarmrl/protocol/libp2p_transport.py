@@ -43,6 +43,7 @@ from libp2p.pubsub.pb import rpc_pb2
 from libp2p.tools.anyio_service import background_trio_service
 
 from swarmrl.config import NetworkConfig
+from swarmrl.protocol.budget import GossipBudget
 from swarmrl.protocol.errors import RequestTimeout, TransportClosed, TransportError
 from swarmrl.protocol.identity import Identity
 from swarmrl.protocol.libp2p_nat import start_nat_services
@@ -176,7 +177,19 @@ class Libp2pTransport(Transport):
             ),
             self.stats,
             self._deliver,
+            self._within_budget,
         )
+        self.budget = GossipBudget(
+            per_connection=net.messages_per_connection_per_s,
+            connection_burst=net.connection_burst,
+            newcomers=net.newcomer_messages_per_s,
+            newcomer_burst=net.newcomer_burst,
+            trust_after=net.trust_after,
+            trust_after_s=net.trust_after_s,
+            ban_after=net.ban_after,
+        )
+        self.banned: dict[str, float] = {}
+        """Peers hung up on for flooding -> when (trio clock) they may connect again."""
 
     # --- lifecycle --------------------------------------------------------------------------
 
@@ -316,11 +329,48 @@ class Libp2pTransport(Transport):
         known = self.pubsub.peer_topics.get(topic, ())
         return sorted({p.to_base58() for p in known} & set(self.peers()))
 
+    def _within_budget(self, forwarder: ID, msg: rpc_pb2.Message) -> str | None:
+        conn = forwarder.to_bytes()
+        reason = self.budget.check(conn, msg.from_id, len(msg.data))
+        if reason is not None and self.budget.over_limit(conn) and self._nursery is not None:
+            self.budget.forget(conn)
+            self._nursery.start_soon(self._ban, forwarder)
+        return reason
+
+    async def _ban(self, peer_id: ID) -> None:
+        peer = peer_id.to_base58()
+        self.banned[peer] = trio.current_time() + self._net.ban_s
+        while len(self.banned) > 4096:  # ids are free: hold a bounded number
+            self.banned.pop(next(iter(self.banned)))
+        self._verified.discard(peer)
+        self.stats["banned_flooding"] += 1
+        log.info("peer %s kept sending past its budget: hung up, refused for %.0f s", peer,
+                 self._net.ban_s)
+        await self._disconnect(peer_id)
+
+    def _is_banned(self, peer: str) -> bool:
+        until = self.banned.get(peer)
+        if until is None:
+            return False
+        if trio.current_time() >= until:
+            del self.banned[peer]
+            return False
+        return True
+
+    def vouch(self, peer_id: str) -> None:
+        """A group of ``peer_id``'s entered this node's pool: its share grows (budget.py)."""
+        try:
+            self.budget.vouch(ID.from_base58(peer_id).to_bytes())
+        except Exception:  # noqa: BLE001 - not a libp2p peer id (memory-network names)
+            return
+
     def learn_peer(self, peer_id: str, addrs: list[str]) -> None:
         """Dial ``peer_id`` (from its peer card) if we have fewer than ``target_peers`` peers."""
         if self._closed or self._nursery is None or peer_id == self.peer_id:
             return
         if peer_id in self.refused or peer_id in self._dialing or self._is_connected(peer_id):
+            return
+        if self._is_banned(peer_id):
             return
         if len(self.peers()) >= self._net.target_peers:
             return
@@ -402,6 +452,10 @@ class Libp2pTransport(Transport):
             return
         if len(self._host.get_connected_peers()) > self._net.max_peers:
             self.stats["refused_max_peers"] += 1
+            self._nursery.start_soon(self._disconnect, peer_id)
+            return
+        if self._is_banned(peer):
+            self.stats["refused_banned"] += 1
             self._nursery.start_soon(self._disconnect, peer_id)
             return
         if peer not in self._verified and peer not in self._greeting:

@@ -191,6 +191,11 @@ class Transport(abc.ABC):
         dials (libp2p) may connect to it to widen its mesh beyond the bootstrap peers."""
         return None
 
+    def vouch(self, peer_id: str) -> None:
+        """Hint: a group of ``peer_id``'s entered this node's pool (useful traffic). A transport
+        that budgets newcomers (libp2p) trusts the peer more; others ignore it."""
+        return None
+
     @abc.abstractmethod
     async def close(self) -> None:
         """Leave the network: end subscriptions, stop handlers, fail pending requests."""

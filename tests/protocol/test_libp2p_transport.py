@@ -38,6 +38,9 @@ def node(
     net.setdefault("publish_per_second", 200.0)
     net.setdefault("reconnect_min_s", 0.1)
     net.setdefault("reconnect_max_s", 0.5)
+    # Fresh keys' shared share is tested on its own (test_libp2p_budget.py, the daemon tests):
+    # here every peer is new, and the tests are of the transport's mechanics.
+    net.setdefault("newcomer_messages_per_s", 0.0)
     return Libp2pTransport.open(
         identity or Identity.generate(),
         NetworkConfig(**net),
