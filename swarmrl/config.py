@@ -360,15 +360,15 @@ class NetworkConfig(_Section):
         default=600.0, gt=0.0, description="How long a peer hung up on for flooding is refused."
     )
     newcomer_messages_per_s: float = Field(
-        default=0.5,
+        default=1.0,
         ge=0.0,
         description="Messages per second one connection may forward from authors this node does "
         "not trust yet, shared by all of them (0 = unlimited): a thousand fresh keys get what "
-        "one new peer gets ('dropped_newcomer_budget'). 0.5/s is about what a node with a real "
+        "one new peer gets ('dropped_newcomer_budget'). 1/s is about what a node with a real "
         "model publishes; a fast tiny-model node starts slower until it is trusted.",
     )
     newcomer_burst: float = Field(
-        default=8.0, ge=1.0, description="Newcomers' messages one connection may forward at once."
+        default=16.0, ge=1.0, description="Newcomers' messages one connection may forward at once."
     )
     trust_after: int = Field(
         default=5,
@@ -377,7 +377,7 @@ class NetworkConfig(_Section):
         "groups entered this node's pool (0 = everyone is trusted)...",
     )
     trust_after_s: float = Field(
-        default=120.0,
+        default=30.0,
         ge=0.0,
         description="...over at least this many seconds since the first one.",
     )

@@ -38,7 +38,6 @@ from swarmrl.tasks.bounds import TaskSpace
 
 PENALTIES: dict[str, float] = {
     "malformed": 0.5,
-    "replay": 0.5,
     "bad_task": 1.0,
     "foreign_family": 0.5,
     "out_of_bounds": 0.5,
@@ -55,7 +54,9 @@ PENALTIES: dict[str, float] = {
     "rate_limited": 0.05,
 }
 """Bad score added per failed check. Reasons not listed (duplicates, staleness, pool share)
-happen to honest peers too and cost nothing."""
+happen to honest peers too and cost nothing. A replay costs its author nothing either: anyone
+can re-send a signed envelope (and gossip relays do, once their seen-cache forgets it), so a
+penalty would let a stranger silence an honest peer by replaying its messages."""
 
 
 @dataclass

@@ -106,9 +106,13 @@ class OfflineTransport:
 
     def __init__(self) -> None:
         self.learned: dict[str, list[str]] = {}
+        self.vouched: list[str] = []
 
     def learn_peer(self, peer_id: str, addrs: list[str]) -> None:
         self.learned[peer_id] = addrs
+
+    def vouch(self, peer_id: str) -> None:
+        self.vouched.append(peer_id)
 
     def listen_addrs(self) -> list[str]:
         return []

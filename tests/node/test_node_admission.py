@@ -37,6 +37,7 @@ def test_a_valid_group_is_admitted_into_the_pool() -> None:
     node = make_node()
     assert admit(node, PEER.peer_id, wire(group(1))) is None
     assert len(node.pool) == 1
+    assert node.transport.vouched == [PEER.peer_id]  # useful traffic: its share grows
     assert node.metrics.counters["admitted:rollout_group"] == 1
     info = node.peers.get(PEER.peer_id)
     assert info is not None and info.admitted == 1 and info.last_seen == NOW
@@ -84,6 +85,8 @@ def test_replays_and_stale_or_future_timestamps_are_dropped() -> None:
     assert admit(node, PEER.peer_id, wire(group(4), seq=12, ts=NOW + 3600)) == "replay"
     assert dropped(node) == {"replay": 4}
     assert node.peers.get(PEER.peer_id).dropped["replay"] == 4
+    # anyone can replay a signed envelope: its author's standing is untouched
+    assert node.guard.reputation(PEER.peer_id, NOW) == 1.0
     assert len(node.pool) == 1
 
 

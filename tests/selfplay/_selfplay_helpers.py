@@ -30,6 +30,9 @@ class OfflineTransport:
     def learn_peer(self, peer_id: str, addrs: list[str]) -> None:
         pass
 
+    def vouch(self, peer_id: str) -> None:
+        pass
+
     def listen_addrs(self) -> list[str]:
         return []
 
