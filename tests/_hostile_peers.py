@@ -84,22 +84,25 @@ async def spec_flood(target: str, swarm_id: str, handshake: bytes, seconds: floa
     net = NetworkConfig(listen=["/ip4/127.0.0.1/tcp/0"], bootstrap=[target],
                         publish_per_second=max(rate * 2, 20.0))
     rollouts = f"/swarmrl/{swarm_id}/rollouts/1"
+    total = int(seconds * rate)
+    specs: list = []
+    rounds = 0
+    while len(specs) < total:  # made before the flood: the attacker's own CPU stays out of it
+        rounds += 1
+        specs += extreme_specs(families, seed=rounds)
+    payloads = [encode(seal(RolloutGroup(task=spec, completions=["<answer>1</answer>"] * 4),
+                            me, seq=i + 1)) for i, spec in enumerate(specs[:total])]
     sent = 0
     async with Libp2pTransport.open(me, net, swarm_id=swarm_id, handshake=handshake) as t:
         t.subscribe(rollouts)
         with trio.fail_after(30):
             while not t.topic_peers(rollouts):
                 await trio.sleep(0.1)
-        start, specs, round_ = trio.current_time(), [], 0
-        while sent < int(seconds * rate):
-            if not specs:
-                round_ += 1
-                specs = extreme_specs(families, seed=round_)
-            group = RolloutGroup(task=specs.pop(), completions=["<answer>1</answer>"] * 4)
-            await t.publish(rollouts, encode(seal(group, me, seq=sent + 1)))
+        start = trio.current_time()
+        for data in payloads:
+            await t.publish(rollouts, data)
             sent += 1
             await trio.sleep_until(start + sent / rate)
-    await trio.sleep_until(start + seconds)  # hung up on: the minute of the attack goes on
     return sent
 
 
