@@ -362,8 +362,12 @@ async def _serve_bootstrap(node: Node) -> None:
 
 
 async def _drain(node: Node, topic: str) -> None:
-    async for _sender, _data in node.transport.subscribe(topic):
+    async for sender, _data in node.transport.subscribe(topic):
         node.metrics.count("relayed:rollouts")
+        # A relay keeps no pool: a well-formed group signed by its author (the validator let
+        # it through) is its useful traffic, so its authors leave the newcomer share as
+        # members' do (else every peer behind a bootstrap stayed at 1 message/s through it).
+        node.transport.vouch(sender)
 
 
 async def _serve_control(

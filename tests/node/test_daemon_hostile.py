@@ -102,11 +102,14 @@ def test_extreme_specs_from_a_member_cost_the_daemon_neither_pace_nor_memory(
         assert counted >= 0.9 * sent, figures
         assert drops.get("out_of_bounds", 0) > 0 and drops.get("foreign_family", 0) > 0, figures
         # Pace: the median step time within 25%, and no stall beyond the node's own. A quiet
-        # tiny daemon (15 ms steps) already pauses ~0.25 s about every 40 s (the same with no
-        # peer at all), so "longest gap < 2x a step" cannot hold even without an attack: the
-        # longest gap under attack must stay within 2x a step or 1.25x the quiet longest gap.
+        # tiny daemon (15 ms steps) already pauses 0.24-0.33 s about every 40 s (the same with
+        # no peer at all), so "longest gap < 2x a step" cannot hold even without an attack:
+        # under attack the longest gap stays within 1.5x the quiet one, and the stalls (gaps
+        # over 0.1 s) are no more than in the quiet minute, plus one.
         assert statistics.median(flood) < 1.25 * statistics.median(quiet), figures
-        assert max(flood) < max(2 * statistics.median(quiet), 1.25 * max(quiet)), figures
+        assert max(flood) < 1.5 * max(quiet), figures
+        stalls = [sum(x > 0.1 for x in w) for w in (quiet, flood)]
+        assert stalls[1] <= stalls[0] + 1, (stalls, figures)
         assert rss_after - rss_before < 100, figures
     finally:
         d.kill()
