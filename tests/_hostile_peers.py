@@ -49,6 +49,20 @@ async def hit(target: str, protocols: list[str], frames: list[bytes]) -> int:
     return len(streams)
 
 
+@contextlib.asynccontextmanager
+async def joined_member(me: Identity, net, swarm_id: str, handshake: bytes):
+    """A transport that passed the hello and has a peer on the rollouts topic."""
+    from swarmrl.protocol.libp2p_transport import Libp2pTransport
+
+    rollouts = f"/swarmrl/{swarm_id}/rollouts/1"
+    async with Libp2pTransport.open(me, net, swarm_id=swarm_id, handshake=handshake) as t:
+        t.subscribe(rollouts)
+        with trio.fail_after(30):
+            while not t.topic_peers(rollouts):
+                await trio.sleep(0.1)
+        yield t
+
+
 def extreme_specs(families: list[str], seed: int) -> list:
     """For each family: one spec far outside its shipped bounds (every number x1000) and one
     at the top corner of them, with fresh seeds so no node has them cached."""
@@ -78,7 +92,6 @@ async def spec_flood(target: str, swarm_id: str, handshake: bytes, seconds: floa
     ``seconds``. Returns how many it published."""
     from swarmrl.config import NetworkConfig
     from swarmrl.protocol import RolloutGroup, encode, seal
-    from swarmrl.protocol.libp2p_transport import Libp2pTransport
 
     me = Identity.generate()
     net = NetworkConfig(listen=["/ip4/127.0.0.1/tcp/0"], bootstrap=[target],
@@ -93,11 +106,7 @@ async def spec_flood(target: str, swarm_id: str, handshake: bytes, seconds: floa
     payloads = [encode(seal(RolloutGroup(task=spec, completions=["<answer>1</answer>"] * 4),
                             me, seq=i + 1)) for i, spec in enumerate(specs[:total])]
     sent = 0
-    async with Libp2pTransport.open(me, net, swarm_id=swarm_id, handshake=handshake) as t:
-        t.subscribe(rollouts)
-        with trio.fail_after(30):
-            while not t.topic_peers(rollouts):
-                await trio.sleep(0.1)
+    async with joined_member(me, net, swarm_id, handshake) as t:
         start = trio.current_time()
         for data in payloads:
             await t.publish(rollouts, data)
@@ -131,7 +140,6 @@ async def key_flood(target: str, swarm_id: str, handshake: bytes, seconds: float
 
     from swarmrl.config import NetworkConfig
     from swarmrl.protocol import RolloutGroup, encode, seal
-    from swarmrl.protocol.libp2p_transport import Libp2pTransport
     from swarmrl.tasks import materialize
     from swarmrl.tasks.families import get_family
 
@@ -151,11 +159,7 @@ async def key_flood(target: str, swarm_id: str, handshake: bytes, seconds: float
     me = Identity.generate()
     net = NetworkConfig(listen=["/ip4/127.0.0.1/tcp/0"], bootstrap=[target])
     sent = 0
-    async with Libp2pTransport.open(me, net, swarm_id=swarm_id, handshake=handshake) as t:
-        t.subscribe(rollouts)
-        with trio.fail_after(30):
-            while not t.topic_peers(rollouts):
-                await trio.sleep(0.1)
+    async with joined_member(me, net, swarm_id, handshake) as t:
         stream = t.pubsub.peers[ID.from_base58(t.topic_peers(rollouts)[0])]
         start = trio.current_time()
         for rpc in rpcs:

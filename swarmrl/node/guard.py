@@ -33,6 +33,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from swarmrl.config import GuardConfig
+from swarmrl.protocol.budget import TokenBuckets
 from swarmrl.protocol.messages import FreeFormTask, RolloutGroup, TaskSpec, task_key
 from swarmrl.tasks.bounds import TaskSpace
 
@@ -60,13 +61,6 @@ penalty would let a stranger silence an honest peer by replaying its messages.""
 
 
 @dataclass
-class _Bucket:
-    tokens: float
-    bytes: float
-    at: float
-
-
-@dataclass
 class PeerStanding:
     bad: float = 0.0
     at: float = 0.0
@@ -82,13 +76,25 @@ class Guard:
         self.cfg = cfg
         self.task_space = task_space
         """The families and param bounds this node accepts; None = any (tests of other checks)."""
-        self.max_peers = max_peers
-        self._buckets: dict[str, _Bucket] = {}
+        self._max_peers = max_peers
+        # One token bucket (messages and bytes) per signing key; keys are free to mint, so the
+        # transport's per-connection budgets (protocol/budget.py) come before this one.
+        self._rate = TokenBuckets(cfg.messages_per_peer_per_s, cfg.burst, cfg.bytes_per_message,
+                                  max_peers)
         self._standing: dict[str, PeerStanding] = {}
         self.verified_tasks: set[str] = set()
         """Task keys of free-form tasks verified by hand (tests, operators)."""
         self.is_verified: Callable[[str], bool] = lambda key: False
         """This node's own verification of free-form tasks (self-play's solvers' majority)."""
+
+    @property
+    def max_peers(self) -> int:
+        """Most peers any table here holds (oldest out first): ids are free to mint."""
+        return self._max_peers
+
+    @max_peers.setter
+    def max_peers(self, n: int) -> None:
+        self._max_peers = self._rate.max_keys = n
 
     # --- rate -----------------------------------------------------------------------------
     def allow(self, peer: str, size: int, now: float) -> bool:
@@ -96,20 +102,7 @@ class Guard:
         cfg = self.cfg
         if not cfg.enabled or cfg.messages_per_peer_per_s == 0:
             return True
-        b = self._buckets.get(peer)
-        if b is None:
-            b = self._buckets[peer] = _Bucket(cfg.burst, cfg.burst * cfg.bytes_per_message, now)
-            self._bound(self._buckets)
-        dt = max(0.0, now - b.at)
-        b.at = now
-        b.tokens = min(cfg.burst, b.tokens + dt * cfg.messages_per_peer_per_s)
-        byte_cap = cfg.burst * cfg.bytes_per_message
-        b.bytes = min(byte_cap, b.bytes + dt * cfg.messages_per_peer_per_s * cfg.bytes_per_message)
-        if b.tokens < 1.0 or b.bytes < size:
-            return False
-        b.tokens -= 1.0
-        b.bytes -= size
-        return True
+        return self._rate.take(peer, size, now)
 
     # --- checks of rollout groups ---------------------------------------------------------
     def outside(self, task: TaskSpec | FreeFormTask) -> tuple[str, str] | None:

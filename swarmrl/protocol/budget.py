@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import time
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 
 
@@ -48,9 +48,12 @@ class TokenBuckets:
         self.rate, self.burst = rate, burst
         self.byte_rate, self.byte_burst = rate * bytes_per_message, burst * bytes_per_message
         self.max_keys = max_keys
-        self._buckets: OrderedDict[bytes, _Bucket] = OrderedDict()
+        self._buckets: OrderedDict[Hashable, _Bucket] = OrderedDict()
 
-    def take(self, key: bytes, size: int, now: float) -> bool:
+    def __len__(self) -> int:
+        return len(self._buckets)
+
+    def take(self, key: Hashable, size: int, now: float) -> bool:
         if self.rate <= 0:
             return True  # unlimited
         b = self._buckets.get(key)

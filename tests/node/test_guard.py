@@ -159,7 +159,7 @@ def test_minted_peer_ids_cannot_grow_the_guards_tables_without_bound() -> None:
     for i in range(1000):
         node.guard.allow(f"peer{i}", 100, NOW)
         node.guard.penalize(f"peer{i}", "malformed", NOW)
-    assert len(node.guard._buckets) <= 100 and len(node.guard._standing) <= 100
+    assert len(node.guard._rate) <= 100 and len(node.guard._standing) <= 100
 
 
 def test_a_flood_keeps_memory_bounded_and_honest_traffic_flowing() -> None:
