@@ -155,7 +155,8 @@ class TaskSpace:
             except TaskError as e:
                 raise TaskError(f"family_params.{name}: {e}") from None
             defaults = family.default_params()
-            fixed = {p: tuple({defaults.get(p), own.get(p)} - {None}) for p in own}
+            fixed = {p: tuple({defaults.get(p), own.get(p)} - {None})
+                     for p in set(defaults) | set(own)}
             fb = FamilyBounds(merged, {p: v for p, v in fixed.items() if p not in merged})
             why = fb.why_not(own)
             if why is not None:

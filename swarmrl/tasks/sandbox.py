@@ -115,12 +115,6 @@ def _worker_init(memory_mb: int) -> None:
         os.nice(10)
 
 
-def _worker_check(
-    task: Task, texts: list[str], style: str, format_weight: float, max_chars: int
-) -> Checked:
-    return check_here(task, texts, style, format_weight, max_chars)
-
-
 class Sandbox(InProcessChecker):
     """Checks in a worker process with a time and memory limit (see the module docstring)."""
 
@@ -149,7 +143,7 @@ class Sandbox(InProcessChecker):
             self.stats["remembered_failure"] += 1
             raise CheckFailed(*failed)
         args = (task, list(texts), style, format_weight, self.limits.max_text_chars)
-        future = self._pool.schedule(_worker_check, args=args, timeout=self.limits.timeout_s)
+        future = self._pool.schedule(check_here, args=args, timeout=self.limits.timeout_s)
         try:
             checked = await trio.to_thread.run_sync(future.result, abandon_on_cancel=True)
         except CheckFailed as e:
