@@ -207,7 +207,7 @@ class SelfPlay:
             await self.node.checker.check(task)
         except CheckFailed as e:
             log.debug("proposal from %s does not materialize: %s", sender[:16], e)
-            return "over_budget" if e.reason == "over_budget" else "proposal_invalid"
+            return e.reason if e.reason in ("over_budget", "sandbox_down") else "proposal_invalid"
         return self.queue.offer(task, sender, step)
 
     def tasks_for_step(self, sampler: TaskSampler, n: int) -> list[Task]:

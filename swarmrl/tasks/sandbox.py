@@ -11,7 +11,10 @@ input is generated and scored in a worker process, never on the node's event loo
 - each call has a deadline; past it pebble kills the worker and starts a fresh one;
 - a task that failed is remembered by key and never tried again (a peer cannot make us pay twice
   for the same spec); results are cached, so the same task recurring in many groups is generated
-  once.
+  once;
+- a worker that cannot start (its memory cap too small to import the generators) never ends the
+  node: one error line says what to change, and peers' tasks are dropped as ``sandbox_down``
+  (no penalty to anyone, not remembered) until a worker starts, retried every 30 s.
 
 :class:`InProcessChecker` has the same interface without the worker: for a simulation, whose
 peers are all its own code, and for tests of the node loop.
@@ -25,7 +28,9 @@ import contextlib
 import logging
 import multiprocessing
 import os
+import time
 from collections import OrderedDict
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from typing import Any, NoReturn
 
@@ -99,8 +104,9 @@ class InProcessChecker:
         except Exception as e:  # TaskError or a generator's own failure
             raise CheckFailed("bad_task", f"{type(e).__name__}: {e}"[:300]) from None
 
-    async def warm_up(self) -> None:
-        return None
+    async def warm_up(self) -> bool:
+        """Whether the checker is ready (a sandbox starts its worker here)."""
+        return True
 
     def close(self) -> None:
         return None
@@ -122,17 +128,25 @@ class Sandbox(InProcessChecker):
 
     def __init__(self, limits: Limits | None = None) -> None:
         super().__init__(limits)
+        self._pool = self._new_pool()
+        self.failed: OrderedDict[str, tuple[str, str]] = OrderedDict()
+        """Task key -> (reason, detail) of tasks that failed: never tried again."""
+        self.stats = {"checked": 0, "over_budget": 0, "bad_task": 0, "remembered_failure": 0,
+                      "sandbox_down": 0}
+        self._down: tuple[float, str] | None = None
+        """(monotonic time, why) of the last worker that failed to start; retried RETRY_S later."""
+
+    RETRY_S = 30.0
+
+    def _new_pool(self) -> Any:
         from pebble import ProcessPool
 
-        self._pool = ProcessPool(
+        return ProcessPool(
             max_workers=1,
             initializer=_worker_init,
             initargs=(self.limits.memory_mb,),
             context=multiprocessing.get_context("spawn"),
         )
-        self.failed: OrderedDict[str, tuple[str, str]] = OrderedDict()
-        """Task key -> (reason, detail) of tasks that failed: never tried again."""
-        self.stats = {"checked": 0, "over_budget": 0, "bad_task": 0, "remembered_failure": 0}
 
     async def check(
         self, task: Task, texts: list[str] = (), style: str = "instruct", format_weight: float = 0.0
@@ -142,10 +156,20 @@ class Sandbox(InProcessChecker):
         if failed is not None:
             self.stats["remembered_failure"] += 1
             raise CheckFailed(*failed)
+        if self._down is not None and (
+            time.monotonic() - self._down[0] < self.RETRY_S or not await self.warm_up()
+        ):
+            self.stats["sandbox_down"] += 1
+            raise CheckFailed("sandbox_down", self._down[1])
         args = (task, list(texts), style, format_weight, self.limits.max_text_chars)
-        future = self._pool.schedule(check_here, args=args, timeout=self.limits.timeout_s)
+        try:
+            future = self._pool.schedule(check_here, args=args, timeout=self.limits.timeout_s)
+        except RuntimeError as e:  # the pool broke (pebble: "not active"): not this task's fault
+            self._down_for(e)
         try:
             checked = await trio.to_thread.run_sync(future.result, abandon_on_cancel=True)
+        except BrokenProcessPool as e:  # no worker could start: not this task's fault
+            self._down_for(e)
         except CheckFailed as e:
             self._fail(key, e.reason, str(e))
         except concurrent.futures.TimeoutError:
@@ -165,10 +189,43 @@ class Sandbox(InProcessChecker):
             self.failed.popitem(last=False)
         raise CheckFailed(reason, detail)
 
-    async def warm_up(self) -> None:
-        """Start the worker and import the generators now, not on the first peer's message."""
-        future = self._pool.schedule(_worker_warm_up)
-        await trio.to_thread.run_sync(future.result, abandon_on_cancel=True)
+    async def warm_up(self) -> bool:
+        """Start the worker and import the generators now, not on the first peer's message.
+        False (and one error line) if it cannot start; the node goes on without it."""
+        try:
+            future = self._pool.schedule(_worker_warm_up)
+            await trio.to_thread.run_sync(future.result, abandon_on_cancel=True)
+        except Exception as e:  # noqa: BLE001 - MemoryError on import, a broken pool, ...
+            self._went_down(e)
+            return False
+        if self._down is not None:
+            log.info("the task sandbox's worker started: peers' tasks are checked again")
+        self._down = None
+        return True
+
+    def _down_for(self, error: BaseException) -> NoReturn:
+        self._went_down(error)
+        self.stats["sandbox_down"] += 1
+        raise CheckFailed("sandbox_down", self._down[1] if self._down else "") from None
+
+    def _went_down(self, error: BaseException) -> None:
+        why = f"{type(error).__name__}: {error}".strip(": ")[:200]
+        if self._down is None:
+            log.error(
+                "the task sandbox's worker could not start (%s): peers' tasks are dropped as "
+                "'sandbox_down' until it can (retried every %.0f s); its memory cap is "
+                "guard.sandbox_memory_mb = %d MiB, raise it if this is a MemoryError",
+                why, self.RETRY_S, self.limits.memory_mb,
+            )
+        self._down = (time.monotonic(), why)
+        self._restart_pool()
+
+    def _restart_pool(self) -> None:
+        if self._pool.active:
+            return  # the pool replaces dead workers itself; only a broken one is rebuilt
+        with contextlib.suppress(Exception):
+            self._pool.stop()
+        self._pool = self._new_pool()
 
     def close(self) -> None:
         self._pool.stop()

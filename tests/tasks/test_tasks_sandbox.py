@@ -76,3 +76,25 @@ def test_the_worker_runs_under_the_memory_cap(sandbox: Sandbox) -> None:
         return sandbox._pool.schedule(resource.getrlimit, args=[resource.RLIMIT_AS]).result(30)
 
     assert ask() == (1536 << 20, 1536 << 20)
+
+
+def test_a_worker_that_cannot_start_drops_tasks_and_never_ends_the_node(caplog) -> None:
+    """A memory cap too small to import the generators: the worker's import fails with a
+    MemoryError. warm_up says so in one line and returns; peers' tasks are dropped as
+    ``sandbox_down`` (not remembered as the task's fault), and after RETRY_S it tries again."""
+    sb = Sandbox(Limits(timeout_s=5.0, memory_mb=64))
+    try:
+        assert trio.run(sb.warm_up) is False
+        assert "guard.sandbox_memory_mb = 64 MiB" in caplog.text
+        task = spec("arith", index=3)
+        for _ in range(2):
+            with pytest.raises(CheckFailed) as e:
+                trio.run(sb.check, task)
+            assert e.value.reason == "sandbox_down"
+        assert sb.stats["sandbox_down"] == 2 and not sb.failed
+        sb.RETRY_S = 0.0  # retried now: still too small, still down, still not the task's fault
+        with pytest.raises(CheckFailed) as e:
+            trio.run(sb.check, task)
+        assert e.value.reason == "sandbox_down" and not sb.failed
+    finally:
+        sb.close()
