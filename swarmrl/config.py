@@ -353,8 +353,15 @@ class NetworkConfig(_Section):
     ban_after: int = Field(
         default=1000,
         ge=0,
-        description="Hang up on a connection once this many of its messages were dropped over "
-        "its budget, and refuse that peer for ban_s (0 = never): past it a flood costs nothing.",
+        description="Hang up on a connection once this many of its messages stand dropped over "
+        "its budgets (connection or newcomer), and refuse that peer for ban_s (0 = never): past "
+        "it a flood costs nothing.",
+    )
+    ban_forgive_per_s: float = Field(
+        default=100.0,
+        ge=0.0,
+        description="Drops forgiven per second toward ban_after, so an honest relay forwarding "
+        "a new peer's burst is not hung up on; a flood well past it is, within seconds.",
     )
     ban_s: float = Field(
         default=600.0, gt=0.0, description="How long a peer hung up on for flooding is refused."

@@ -14,6 +14,7 @@ rest of the swarm.
 
 from __future__ import annotations
 
+import gc
 import json
 import logging
 import os
@@ -294,6 +295,15 @@ def _load_brain(cfg: NodeConfig) -> Brain:
     return LMBrain.from_config(cfg, progress=False)
 
 
+def _freeze_loaded_heap() -> None:
+    """Move everything loaded so far (torch, transformers, the model) out of the collector's
+    sight. A full (gen-2) collection walks every tracked object: with those libraries loaded a
+    quiet tiny daemon paused 0.22-0.33 s about every 40 s (measured with gc.callbacks), longer
+    than ten of its steps. Frozen objects are never collected, which is what they are for."""
+    gc.collect()
+    gc.freeze()
+
+
 async def _main(setup: DaemonSetup, ident: Identity, brain: Brain) -> str | None:
     """Run until stopped; returns None, or what kept the node from starting."""
     from swarmrl.protocol.libp2p_transport import Libp2pTransport
@@ -318,6 +328,7 @@ async def _main(setup: DaemonSetup, ident: Identity, brain: Brain) -> str | None
             else:
                 log.info("no checkpoint in %s: starting at step 0", node.checkpoint_root())
         watcher = Watcher(node, setup)
+        _freeze_loaded_heap()
         async with trio.open_nursery() as nursery:
             await nursery.start(_serve_control, node, setup, watcher)
             nursery.start_soon(_stop_on_signal, node, nursery)

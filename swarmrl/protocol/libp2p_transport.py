@@ -187,6 +187,7 @@ class Libp2pTransport(Transport):
             trust_after=net.trust_after,
             trust_after_s=net.trust_after_s,
             ban_after=net.ban_after,
+            ban_forgive=net.ban_forgive_per_s,
         )
         self.banned: dict[str, float] = {}
         """Peers hung up on for flooding -> when (trio clock) they may connect again."""

@@ -66,3 +66,19 @@ def test_a_connection_that_keeps_flooding_is_marked_for_a_ban() -> None:
     b.forget(b"evil")
     assert not b.over_limit(b"evil")
     assert not budget(clock).over_limit(b"evil")  # ban_after = 0: never
+
+
+def test_newcomer_drops_are_strikes_too_and_a_slow_trickle_is_forgiven() -> None:
+    clock = Clock()
+    # a key flood that never exceeds the connection budget: its newcomer drops ban it
+    b = budget(clock, ban_after=50, ban_forgive=20.0)
+    for i in range(60):
+        b.check(b"evil", bytes([i]), 10)
+    assert b.over_limit(b"evil")  # 10 passed (the newcomer burst), 50 strikes
+    # an honest relay forwarding a new peer's 25 groups a second: 5 over the newcomer share,
+    # under the 20 forgiven each second; never banned however long it goes on
+    for second in range(1, 120):
+        for k in range(25):
+            clock.now = second + k / 25
+            b.check(b"relay", b"new-peer", 10)
+    assert not b.over_limit(b"relay")
