@@ -38,6 +38,7 @@ from swarmrl.protocol.messages import (
 from swarmrl.selfplay.agent import SelfPlay
 from swarmrl.tasks import TaskSampler, format_prompt, materialize, verify
 from swarmrl.tasks.bounds import TaskSpace
+from swarmrl.tasks.problem import Problem
 from swarmrl.tasks.sandbox import InProcessChecker, default_checker
 from swarmrl.training.brain import Brain, RolloutRequest, ScoredGroup, TrainStats
 from swarmrl.training.checkpoint_files import remove_stale_tmp, tuplify, verified_checkpoints
@@ -197,16 +198,23 @@ class Node:
             return []
         specs = self.control.take(self.cfg.sapo.local)  # submitted tasks go first
         specs += self.selfplay.tasks_for_step(self.sampler, self.cfg.sapo.local - len(specs))
-        problems = [materialize(s) for s in specs]
         style = self.cfg.tasks.prompt_style
-        requests = [
-            RolloutRequest(format_prompt(p, style), p.family, task_key(s), p.answer)
-            for s, p in zip(specs, problems, strict=True)
-        ]
         G = self.cfg.generation.group_size
-        samples = await self.runtime.run(
-            lambda: self.brain.rollout(requests, G),
-            lambda out: sum(c.num_tokens for group in out for c in group),
+
+        def generate_and_roll_out() -> tuple[list[Problem], list[RolloutRequest], list]:
+            # Generation is in the worker thread with the model: some families take 0.1-3 s
+            # for one item (futoshiki at its defaults), and on the loop that is as long
+            # without reading the network or answering the control API.
+            problems = [materialize(s) for s in specs]
+            requests = [
+                RolloutRequest(format_prompt(p, style), p.family, task_key(s), p.answer)
+                for s, p in zip(specs, problems, strict=True)
+            ]
+            return problems, requests, self.brain.rollout(requests, G)
+
+        problems, requests, samples = await self.runtime.run(
+            generate_and_roll_out,
+            lambda out: sum(c.num_tokens for group in out[2] for c in group),
         )
         groups = []
         for spec, prob, req, comps in zip(specs, problems, requests, samples, strict=True):

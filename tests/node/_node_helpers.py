@@ -15,6 +15,7 @@ from swarmrl.node.runtime import SIM_EPOCH
 from swarmrl.protocol import Identity, RolloutGroup, SamplerInfo, TaskSpec
 from swarmrl.simulator.stub import StubBrain
 from swarmrl.tasks import Problem, materialize
+from swarmrl.tasks.sandbox import InProcessChecker
 
 NOW = SIM_EPOCH + 100.0
 
@@ -124,7 +125,12 @@ def stub_node(
     identity: Identity | None = None,
     runtime: Any = None,
     out_dir: Path | None = None,
+    checker: InProcessChecker | None = None,
 ) -> Node:
+    """A node with a stub brain. Peers' tasks are checked in this process unless ``checker``
+    says otherwise: a sandbox's worker thread under the virtual clock of :func:`run_virtual`
+    lets time jump while a check is in flight (whole steps passed while the first check waited
+    for the worker to spawn, and the two nodes never saw each other's groups)."""
     return Node(
         cfg,
         StubBrain(seed=cfg.seed),
@@ -132,6 +138,7 @@ def stub_node(
         identity or ident(1),
         runtime or FixedRuntime(),
         out_dir,
+        checker=checker or InProcessChecker(),
     )
 
 
