@@ -86,7 +86,7 @@ def extreme_specs(families: list[str], seed: int) -> list:
 
 
 async def spec_flood(target: str, swarm_id: str, handshake: bytes, seconds: float,
-                     rate: float, families: list[str]) -> int:
+                     rate: float, families: list[str], on_start=None) -> int:
     """A swarm member (it passes the hello) that gossips rollout groups whose tasks are
     :func:`extreme_specs` of ``families`` on the rollouts topic, ``rate`` per second for
     ``seconds``. Returns how many it published."""
@@ -107,6 +107,8 @@ async def spec_flood(target: str, swarm_id: str, handshake: bytes, seconds: floa
                             me, seq=i + 1)) for i, spec in enumerate(specs[:total])]
     sent = 0
     async with joined_member(me, net, swarm_id, handshake) as t:
+        if on_start is not None:
+            on_start()  # connected and joined: the flood itself starts now
         start = trio.current_time()
         for data in payloads:
             await t.publish(rollouts, data)
