@@ -358,10 +358,12 @@ class NetworkConfig(_Section):
         "it a flood costs nothing.",
     )
     ban_forgive_per_s: float = Field(
-        default=100.0,
+        default=20.0,
         ge=0.0,
         description="Drops forgiven per second toward ban_after, so an honest relay forwarding "
-        "a new peer's burst is not hung up on; a flood well past it is, within seconds.",
+        "a new fast peer's groups until it is trusted (~20/s for a tiny model, over "
+        "trust_after_s) is not hung up on; a flood is, within seconds, however slowly this node "
+        "reads it.",
     )
     ban_s: float = Field(
         default=600.0, gt=0.0, description="How long a peer hung up on for flooding is refused."

@@ -133,8 +133,8 @@ def signed_gossip(who: Identity, topic: str, data: bytes, seqno: int):
 
 
 async def key_flood(target: str, swarm_id: str, handshake: bytes, seconds: float, rate: float,
-                    keys: int = 3000) -> int:
-    """A swarm member that writes, over its one connection, valid rollout groups signed by
+                    keys: int = 3000, on_start=None) -> int:
+    """A swarm member that writes, over its connection, valid rollout groups signed by
     ``keys`` fresh keys in turn (each a real arith task with honest claims), ``rate`` per
     second for ``seconds``; all made before the flood starts. Returns how many it wrote."""
     from libp2p.peer.id import ID
@@ -160,17 +160,24 @@ async def key_flood(target: str, swarm_id: str, handshake: bytes, seconds: float
         rpcs.append(rpc_pb2.RPC(publish=[signed_gossip(who, rollouts, data, i + 1)]))
     me = Identity.generate()
     net = NetworkConfig(listen=["/ip4/127.0.0.1/tcp/0"], bootstrap=[target])
-    sent = 0
-    async with joined_member(me, net, swarm_id, handshake) as t:
-        stream = t.pubsub.peers[ID.from_base58(t.topic_peers(rollouts)[0])]
-        start = trio.current_time()
-        for rpc in rpcs:
-            try:
-                if not await t.pubsub.write_msg(stream, rpc):
-                    break
-            except Exception:  # noqa: BLE001 - hung up on: the flood is over
-                break
-            sent += 1
-            await trio.sleep_until(start + sent / rate)
-    await trio.sleep_until(start + seconds)  # hung up on: the minute of the attack goes on
+    sent, start = 0, trio.current_time()
+    if on_start is not None:
+        on_start()  # the messages are made: the minute starts now
+    # Persistent: hung up on (by the victim's ban, or by py-libp2p dropping a peer it cannot
+    # keep up with), it comes back with the same peer id until the victim refuses it or the
+    # minute is over. Returns how many it wrote in all.
+    while sent < total and trio.current_time() < start + seconds:
+        try:
+            async with joined_member(me, net, swarm_id, handshake) as t:
+                stream = t.pubsub.peers[ID.from_base58(t.topic_peers(rollouts)[0])]
+                paced_from, first = trio.current_time(), sent
+                while sent < total:
+                    if not await t.pubsub.write_msg(stream, rpcs[sent]):
+                        break
+                    sent += 1
+                    await trio.sleep_until(paced_from + (sent - first) / rate)
+        except Exception:  # noqa: BLE001 - hung up on, or refused: tried again a second later
+            pass
+        await trio.sleep(1.0)
+    await trio.sleep_until(start + seconds)  # refused: the minute of the attack goes on
     return sent

@@ -11,11 +11,11 @@ on (its forwarder, a libp2p peer that passed the hello):
   A connection that keeps sending past its budgets is hung up on and refused for a while:
   past that point its bytes cost us nothing at all, not even decryption. Every drop (of either
   budget) is a strike; ``ban_forgive`` strikes a second are forgiven, and ``ban_after`` strikes
-  standing hang it up. Counting drops alone made the ban's delay depend on how fast the victim
-  could read: a busy node read a 300/s flood at 240/s, of which only 40/s went over the
-  connection budget, and took 25-40 s (a 27% cut in its steps) to get to 1,000. The newcomer
-  drops are the signal of a key flood; the forgiveness lets an honest relay forward a new
-  peer's burst (a fast tiny-model node publishes ~20 groups a second until trusted).
+  standing hang it up. Counting connection-budget drops alone made the ban's delay depend on
+  how fast the victim could read: a busy node read a 300/s flood at 160-240/s, little of it
+  over the connection budget, and took 25-40 s (its steps cut 27-50%) to get to 1,000. The
+  newcomer drops are the signal of a key flood; the forgiveness lets an honest relay forward
+  a new fast peer's groups (a tiny-model node publishes ~20 a second) until it is trusted.
 - **newcomers**: a message whose author is not yet trusted also takes from the connection's
   newcomer bucket, a small shared share: a thousand fresh keys behind one connection get what
   one new peer gets. An author becomes trusted once ``trust_after`` of its groups entered this

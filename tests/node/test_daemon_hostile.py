@@ -243,11 +243,15 @@ def test_another_local_user_can_neither_read_nor_steer_a_daemon_on_the_defaults(
         shutil.rmtree(root, ignore_errors=True)
 
 
-def admitted_from(d: Daemon, peer_id: str) -> int:
+def admitted_by_peer(d: Daemon) -> dict[str, int]:
+    """Groups admitted per peer, from one snapshot of the daemon's peer table."""
     out = runner.invoke(app, ["inspect", "peers", "--dir", str(d.out), "--json"])
     assert out.exit_code == 0, out.output
-    peers = {p["peer_id"]: p for p in json.loads(out.stdout)["peers"]}
-    return int(peers.get(peer_id, {}).get("admitted", 0))
+    return {p["peer_id"]: int(p.get("admitted", 0)) for p in json.loads(out.stdout)["peers"]}
+
+
+def admitted_from(d: Daemon, peer_id: str) -> int:
+    return admitted_by_peer(d).get(peer_id, 0)
 
 
 def test_three_thousand_fresh_keys_get_less_into_the_pool_than_one_honest_peer(
@@ -285,29 +289,39 @@ def test_three_thousand_fresh_keys_get_less_into_the_pool_than_one_honest_peer(
         wait_for(lambda: admitted_from(victim, hid) > 0, 90,
                  "a group of the honest peer in the victim's pool", victim, honest)
         time.sleep(6)  # trust_after_s
-        s0 = victim.status()["step"]
+        t0, s0 = time.monotonic(), victim.status()["step"]
         time.sleep(SECONDS)
-        s1 = victim.status()["step"]
-        total0, honest0 = counters(victim).get("admitted:rollout_group", 0), admitted_from(
-            victim, hid)
-        sent = trio.run(key_flood, victim.addr, "hostile", load_genesis(g).handshake(), SECONDS,
-                        300.0)
-        s2 = victim.status()["step"]
+        t1, s1 = time.monotonic(), victim.status()["step"]
+        quiet_rate = (s1 - s0) / (t1 - t0)
+        before = admitted_by_peer(victim)
+        starts: list[tuple[float, int]] = []
+        with attacker_off_victims_core():
+            sent = trio.run(key_flood, victim.addr, "hostile", load_genesis(g).handshake(),
+                            SECONDS, 300.0, 3000,
+                            lambda: starts.append((time.monotonic(), victim.status()["step"])))
+        t2, s2 = time.monotonic(), victim.status()["step"]
+        flood_rate = (s2 - starts[0][1]) / (t2 - starts[0][0])
         time.sleep(3)  # status.json is rewritten every few seconds: let it catch up
-        total1, honest1 = counters(victim).get("admitted:rollout_group", 0), admitted_from(
-            victim, hid)
+        after = admitted_by_peer(victim)
         stats = victim.status()["stats"]
-        fresh = (total1 - total0) - (honest1 - honest0)
+        # every fresh key is a new row of the peer table (4,096 rows; far fewer get past the
+        # budgets to be admitted, so none is evicted): one snapshot, no skew between sources
+        fresh = sum(n for peer, n in after.items() if peer not in before)
+        honest0, honest1 = before.get(hid, 0), after.get(hid, 0)
         figures = {"sent": sent, "fresh_keys_admitted": fresh, "honest_admitted": honest1 - honest0,
-                   "quiet_steps": s1 - s0, "flood_steps": s2 - s1,
+                   "quiet_steps_per_s": round(quiet_rate, 2),
+                   "flood_steps_per_s": round(flood_rate, 2),
                    "dropped_connection_budget": stats.get("dropped_connection_budget", 0),
                    "dropped_newcomer_budget": stats.get("dropped_newcomer_budget", 0),
                    "banned": stats.get("banned_flooding", 0)}
         print(json.dumps(figures))
         assert victim.proc.poll() is None
-        assert figures["dropped_newcomer_budget"] > 0 and figures["dropped_connection_budget"] > 0
+        # stopped by its newcomer drops (strikes toward the ban) before, or soon after, it ran
+        # through the connection's own budget: hung up on long before its 18,000 messages
+        assert figures["dropped_newcomer_budget"] > 0, figures
+        assert sent < 0.5 * SECONDS * 300, figures
         assert fresh <= honest1 - honest0, figures
-        assert (s2 - s1) >= 0.75 * (s1 - s0), figures
+        assert flood_rate >= 0.75 * quiet_rate, figures
     finally:
         victim.kill()
         if honest is not None:
