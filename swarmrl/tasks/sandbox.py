@@ -173,10 +173,13 @@ class Sandbox(InProcessChecker):
         except CheckFailed as e:
             self._fail(key, e.reason, str(e))
         except concurrent.futures.TimeoutError:
+            self._rewarm()
             self._fail(key, "over_budget", f"over {self.limits.timeout_s} s")
         except MemoryError:
             self._fail(key, "over_budget", f"over {self.limits.memory_mb} MiB")
         except Exception as e:  # TaskError, a generator's failure, or the worker died
+            if type(e).__name__ == "ProcessExpired":
+                self._rewarm()
             self._fail(key, "bad_task", f"{type(e).__name__}: {e}"[:300])
         self.stats["checked"] += 1
         remember(task, checked.problem)  # later materialize() calls on this node hit the cache
@@ -202,6 +205,14 @@ class Sandbox(InProcessChecker):
             log.info("the task sandbox's worker started: peers' tasks are checked again")
         self._down = None
         return True
+
+    def _rewarm(self) -> None:
+        """The worker was killed: its replacement imports the generators first, with no
+        deadline, ahead of the next task. Else the next peer's task (an honest one, even) paid
+        the new worker's imports (~1.5 s) against its 2 s and was dropped as over budget,
+        and remembered so."""
+        with contextlib.suppress(Exception):
+            self._pool.schedule(_worker_warm_up)
 
     def _down_for(self, error: BaseException) -> NoReturn:
         self._went_down(error)

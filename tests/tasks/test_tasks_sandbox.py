@@ -98,3 +98,18 @@ def test_a_worker_that_cannot_start_drops_tasks_and_never_ends_the_node(caplog) 
         assert e.value.reason == "sandbox_down" and not sb.failed
     finally:
         sb.close()
+
+
+def test_the_worker_after_a_timeout_is_warm_before_the_next_task() -> None:
+    """A killed worker's replacement imports the generators (~1.5 s) before the next task's
+    deadline starts: an honest task right after a hostile one is not over budget."""
+    sb = Sandbox(Limits(timeout_s=0.4, memory_mb=1536))
+    try:
+        assert trio.run(sb.warm_up)
+        with pytest.raises(CheckFailed) as e:
+            trio.run(sb.check, spec("knights_knaves", seed=2, n_people=16))
+        assert e.value.reason == "over_budget"
+        honest = spec("tower_of_hanoi", index=1, min_disks=3, max_disks=3)  # reasoning-gym
+        assert trio.run(sb.check, honest, ["<answer>x</answer>"]).rewards == [0.0]
+    finally:
+        sb.close()
