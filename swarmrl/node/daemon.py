@@ -133,6 +133,26 @@ class _Formatter(logging.Formatter):
         return f"{head} {record.levelname} [{record.name.split('.')[0]}] {msg}"
 
 
+NORMAL_NETWORK_EVENTS = (
+    "Failed to open TCP stream",  # a peer that left, or an address it no longer listens on
+    "failed to upgrade security for peer",  # a handshake cut short (a refused or banned peer)
+    "fail to upgrade mux for peer",
+    "Failed to auto-connect",
+)
+"""py-libp2p ERROR lines that are everyday events of a swarm (a peer that left cleanly was
+redialled for minutes, an ERROR line each time): shown with --verbose only, like its DEBUG."""
+
+
+def _normal_network_event(record: logging.LogRecord) -> bool:
+    if not record.name.startswith("libp2p"):
+        return False
+    try:
+        message = record.getMessage()
+    except Exception:  # noqa: BLE001 - a malformed log call: show it
+        return False
+    return message.startswith(NORMAL_NETWORK_EVENTS)
+
+
 def setup_logging(out: Path, verbose: bool = False) -> None:
     """Plain INFO lines on stderr and in <out>/node.log; other libraries' errors only."""
     import libp2p  # noqa: F401 - its import configures its loggers; we reconfigure after
@@ -143,7 +163,11 @@ def setup_logging(out: Path, verbose: bool = False) -> None:
     quiet = logging.DEBUG if verbose else logging.ERROR
 
     def ours_or_loud(record: logging.LogRecord) -> bool:
-        return record.name.startswith("swarmrl") or record.levelno >= quiet
+        if record.name.startswith("swarmrl"):
+            return True
+        if record.levelno >= logging.ERROR and _normal_network_event(record):
+            return verbose  # py-libp2p says ERROR for a peer that is not there (any more)
+        return record.levelno >= quiet
 
     root = logging.getLogger()
     for handler in (logging.StreamHandler(), logging.FileHandler(out / LOG_FILE)):

@@ -220,6 +220,7 @@ class Libp2pTransport(Transport):
             explain_mismatch=explain_mismatch,
         )
         guard_streams(host, self.stats)
+        _no_auto_connector(host)
         body_ok = False
         try:
             async with AsyncExitStack() as stack:
@@ -793,6 +794,21 @@ def _leaves(group: BaseExceptionGroup) -> list[BaseException]:
     for exc in group.exceptions:
         out.extend(_leaves(exc) if isinstance(exc, BaseExceptionGroup) else [exc])
     return out
+
+
+async def _no_dials() -> None:
+    return None
+
+
+def _no_auto_connector(host: Any) -> None:
+    """This transport decides whom to dial: its bootstrap peers (redialled with backoff) and
+    peers from valid cards up to ``target_peers``. py-libp2p's auto-connector would also dial
+    anyone in the peerstore (peer records arrive with every pubsub RPC), aiming at 200
+    connections: it redialled a peer that had left cleanly for 9+ minutes, an ERROR line each
+    time, and ignored ``target_peers``. Its periodic task stays; its dialling is a no-op."""
+    connector = getattr(host.get_network(), "auto_connector", None)
+    if connector is not None:
+        connector.maybe_connect = _no_dials
 
 
 def _jitter(delay: float) -> float:

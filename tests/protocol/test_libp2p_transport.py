@@ -342,3 +342,33 @@ def test_close_inside_the_block_and_errors_pass_through() -> None:
                 raise KeyError("mine")
 
     run(main)
+
+
+def test_py_libp2ps_auto_connector_dials_nobody() -> None:
+    """py-libp2p's auto-connector dials whoever is in the peerstore with a routable address,
+    every 10 s while the node has under 50 connections (it redialled a peer that had left
+    cleanly for 9+ minutes, an ERROR line each time). The transport turns it off: a known
+    peer with a public address is not dialled when the connector runs."""
+    import multiaddr
+    from libp2p.peer.id import ID
+
+    from swarmrl.protocol import Identity
+
+    async def main() -> None:
+        async with node() as a:
+            swarm = a._host.get_network()
+            dialled: list[str] = []
+
+            async def counting_dial(peer_id, *args, **kw):
+                dialled.append(peer_id.to_base58())
+                raise OSError("not dialling in a test")
+
+            swarm.dial_peer = counting_dial
+            sid = ID.from_base58(Identity.generate().peer_id)
+            a._host.get_peerstore().add_addrs(sid, [multiaddr.Multiaddr("/ip4/1.2.3.4/tcp/4001")],
+                                              600)
+            await swarm.auto_connector.maybe_connect()
+            await trio.sleep(0.5)
+            assert dialled == []
+
+    run(main)

@@ -1,0 +1,46 @@
+"""The daemon's log: its own lines, other libraries' errors, and not a swarm's everyday events."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from swarmrl.node.daemon import LOG_FILE, setup_logging
+
+
+@pytest.fixture
+def fresh_root() -> Iterator[None]:
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    yield
+    for h in root.handlers[:]:
+        if h not in handlers:
+            root.removeHandler(h)
+            h.close()
+    root.setLevel(level)
+
+
+def emit(out: Path, verbose: bool) -> str:
+    setup_logging(out, verbose=verbose)
+    tcp = logging.getLogger("libp2p.transport.tcp.tcp")
+    tcp.error("Failed to open TCP stream: [Errno 111] Connection refused")
+    logging.getLogger("libp2p.network.swarm").error("failed to upgrade security for peer X: y")
+    logging.getLogger("libp2p.pubsub.pubsub").error("something libp2p really got wrong")
+    logging.getLogger("swarmrl.daemon").info("a step")
+    for h in logging.getLogger().handlers:
+        h.flush()
+    return (out / LOG_FILE).read_text()
+
+
+def test_a_peer_that_is_not_there_is_no_error_line(tmp_path: Path, fresh_root: None) -> None:
+    text = emit(tmp_path / "quiet", verbose=False)
+    assert "a step" in text and "something libp2p really got wrong" in text
+    assert "Failed to open TCP stream" not in text and "upgrade security" not in text
+
+
+def test_verbose_shows_them(tmp_path: Path, fresh_root: None) -> None:
+    text = emit(tmp_path / "verbose", verbose=True)
+    assert "Failed to open TCP stream" in text and "upgrade security" in text
