@@ -13,14 +13,19 @@ from swarmrl.node.daemon import LOG_FILE, setup_logging
 
 @pytest.fixture
 def fresh_root() -> Iterator[None]:
-    root = logging.getLogger()
-    handlers, level = list(root.handlers), root.level
+    """setup_logging configures the process's loggers: put them back after (a swarmrl logger
+    left at DEBUG made later tests' captured log records grow by the thousand)."""
+    root, ours, libp2p = (logging.getLogger(n) for n in ("", "swarmrl", "libp2p"))
+    handlers, levels = list(root.handlers), (root.level, ours.level, libp2p.level)
+    propagate = libp2p.propagate
     yield
     for h in root.handlers[:]:
         if h not in handlers:
             root.removeHandler(h)
             h.close()
-    root.setLevel(level)
+    for logger, level in zip((root, ours, libp2p), levels, strict=True):
+        logger.setLevel(level)
+    libp2p.propagate = propagate
 
 
 def emit(out: Path, verbose: bool) -> str:
