@@ -54,10 +54,12 @@ class TaskConfig(_Section):
         "(learning within minutes on tiny models needs tasks that recur); 0 = fresh tasks forever.",
     )
     seed: int = Field(default=0, ge=0, description="Seed of this node's task stream.")
-    prompt_style: Literal["short", "instruct"] = Field(
-        default="short",
+    prompt_style: Literal["auto", "short", "instruct", "chat"] = Field(
+        default="auto",
         description="'short': 'Q: ... A: <answer>' for tiny models; 'instruct': full instructions "
-        "asking for the answer inside <answer>...</answer>.",
+        "asking for the answer inside <answer>...</answer>; 'chat': those instructions as a user "
+        "turn of the tokenizer's chat template; 'auto': 'chat' if the model's tokenizer has a "
+        "chat template, else 'short' for the built-in tiny models and 'instruct' for others.",
     )
     format_reward: float = Field(
         default=0.0,

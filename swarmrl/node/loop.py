@@ -81,6 +81,21 @@ class StepResult:
     external_senders: list[str] = field(default_factory=list)  # peer id of each external group
 
 
+def with_prompt_style(cfg: NodeConfig, brain: Brain) -> NodeConfig:
+    """``cfg`` with ``tasks.prompt_style`` resolved (never 'auto'): the brain says what suits
+    its model (:meth:`LMBrain.prompt_style`); a brain without a tokenizer (the simulator's
+    stub) reads the tiny models' 'short'."""
+    requested = cfg.tasks.prompt_style
+    resolve = getattr(brain, "prompt_style", None)
+    if resolve is not None:
+        style = resolve(requested)
+    else:
+        style = "short" if requested == "auto" else requested
+    if style == requested:
+        return cfg
+    return cfg.model_copy(update={"tasks": cfg.tasks.model_copy(update={"prompt_style": style})})
+
+
 class Node:
     """A swarm peer: its brain, its tasks, its pool, its transport and its metrics."""
 
@@ -94,6 +109,7 @@ class Node:
         out_dir: Path | None = None,
         checker: InProcessChecker | None = None,
     ) -> None:
+        cfg = with_prompt_style(cfg, brain)
         self.cfg = cfg
         self.brain = brain
         self.transport = transport

@@ -67,6 +67,11 @@ def arm_scenario(base: Scenario, seed: int, with_creator: bool) -> Scenario:
     return load_scenario(data=data)
 
 
+def _style(cfg: NodeConfig) -> str:
+    """The stub brain's prompt style (it has no tokenizer: 'auto' reads as the tiny 'short')."""
+    return "short" if cfg.tasks.prompt_style == "auto" else cfg.tasks.prompt_style
+
+
 def arm_difficulties(cfg: NodeConfig, probes: int = 64) -> dict[str, float]:
     """Each arm's mean difficulty (stub units: ``text_difficulty`` x KNOB_SCALE) over probes."""
     out = {}
@@ -74,7 +79,7 @@ def arm_difficulties(cfg: NodeConfig, probes: int = 64) -> dict[str, float]:
         fam = get_family(arm.family)
         qs = [materialize(fam.make_spec(arm.params, seed=99, index=i)) for i in range(probes)]
         out[arm.label] = KNOB_SCALE * statistics.fmean(
-            text_difficulty(format_prompt(p, cfg.tasks.prompt_style)) for p in qs
+            text_difficulty(format_prompt(p, _style(cfg))) for p in qs
         )
     return out
 
@@ -86,7 +91,7 @@ def _run_arm(sc: Scenario) -> dict[str, Any]:
     solvers = [sn for sn in res.nodes if "solver" in sn.cfg.roles]
     creators = [sn for sn in res.nodes if "creator" in sn.cfg.roles]
     acc = [
-        evaluate_brain(sn.node.brain, sets, sn.cfg.tasks.prompt_style, HELDOUT_SAMPLES)
+        evaluate_brain(sn.node.brain, sets, sn.node.cfg.tasks.prompt_style, HELDOUT_SAMPLES)
         for sn in solvers
     ]
     levels = list(sets)

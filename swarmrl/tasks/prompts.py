@@ -3,6 +3,11 @@
 'short' is for tiny byte-level models: ``Q: 68 - 32 =\\nA: <answer>``. The prompt ends with the
 opening tag so the model only writes ``36</answer>``; with long instructions the 16 new tokens a
 tiny model gets are not enough to reach the answer. 'instruct' is for instruction-tuned models.
+'chat' is the 'instruct' text as one user turn of the model's own chat template; the template is
+the tokenizer's, so it is applied where the tokenizer is (``Policy.render``), and here 'chat'
+reads like 'instruct'. 'auto' (a node config's default) is resolved by the node before any
+prompt is made: 'chat' if the tokenizer has a chat template, else 'short' for the built-in tiny
+models and 'instruct' for others.
 """
 
 from __future__ import annotations
@@ -12,8 +17,8 @@ from typing import Literal
 from swarmrl.tasks.extract import CLOSE_TAG, OPEN_TAG
 from swarmrl.tasks.problem import Problem, TaskError
 
-PromptStyle = Literal["short", "instruct"]
-STYLES: tuple[str, ...] = ("short", "instruct")
+PromptStyle = Literal["short", "instruct", "chat"]
+STYLES: tuple[str, ...] = ("short", "instruct", "chat")
 
 INSTRUCT_TEMPLATE = (
     "Solve the following problem. Think briefly, then give only the final answer inside "

@@ -8,12 +8,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
-from swarmrl.config import NodeConfig
+from swarmrl.config import ConfigError, NodeConfig
 from swarmrl.training.brain import Completion, RolloutRequest, ScoredGroup, TrainStats
 from swarmrl.training.distill_loss import score_tokens
 from swarmrl.training.learner import Group, Learner, seed_everything
 from swarmrl.training.policy import Policy, load_policy
 from swarmrl.training.surprise import excess_surprise
+from swarmrl.training.tiny import is_tiny
 
 LOST_BYTES = "\ufffd"
 """The replacement character: what decoding leaves where sampled bytes were not UTF-8."""
@@ -105,7 +106,7 @@ class LMBrain:
         """Local completions keep their sampled ids; swarm text is re-tokenized with ours."""
         comps = [self._completion_ids(c) for c in g.completions]
         return Group(
-            self.policy.encode(g.prompt),
+            self.policy.encode_prompt(g.prompt),
             comps,
             list(g.rewards),
             [c.truncated for c in g.completions],
@@ -113,10 +114,29 @@ class LMBrain:
             _sampler_logprobs(g),
         )
 
+    def prompt_style(self, requested: str) -> str:
+        """The prompt style this model is put to: ``requested``, or for 'auto' 'chat' when the
+        tokenizer has a chat template, 'short' for the built-in tiny models, 'instruct' else.
+        Turns on the policy's chat rendering for 'chat'."""
+        policy = self.policy
+        style = requested
+        if requested == "auto":
+            if policy.has_chat_template:
+                style = "chat"
+            else:
+                style = "short" if is_tiny(self.cfg.model.name) else "instruct"
+        if style == "chat" and not policy.has_chat_template:
+            raise ConfigError(
+                f"tasks.prompt_style: 'chat' needs a tokenizer with a chat template and "
+                f"{self.cfg.model.name!r} has none (use 'instruct', or 'auto')"
+            )
+        policy.chat = style == "chat"
+        return style
+
     # --- distillation: what a student sends and what a teacher computes ---------------------
     def encode_prompt(self, prompt: str) -> list[int]:
         """The prompt's ids exactly as ``train`` will see them (a teacher scores these)."""
-        return self.policy.encode(prompt)
+        return self.policy.encode_prompt(prompt)
 
     @property
     def vocab_size(self) -> int:
@@ -128,7 +148,7 @@ class LMBrain:
         training/surprise.py)."""
         rows = []
         for g in groups:
-            prompt = self.policy.encode(g.prompt)
+            prompt = self.policy.encode_prompt(g.prompt)
             rows += [(prompt, self._scored_ids(c) or [self.policy.eos_id])
                      for c in g.completions]
         scores = excess_surprise(self.policy, rows, self.learner.autocast)

@@ -92,6 +92,9 @@ class Policy:
         self.generator = torch.Generator(device=self.device).manual_seed(seed)
         self._backends: dict[str, GenerationBackend] = {}
         self._fingerprint: str | None = None
+        self.chat = False
+        """Prompts go through the tokenizer's chat template (``tasks.prompt_style = 'chat'``):
+        one user turn holding the prompt text, then the template's assistant header."""
 
     @property
     def device(self) -> torch.device:
@@ -114,11 +117,28 @@ class Policy:
                 cfg.backend, self.model, self.tokenizer, self.generator, lambda: self.version
             )
         with eval_mode(self.model):
-            return self._backends[cfg.backend].generate(prompts, n, cfg)
+            return self._backends[cfg.backend].generate([self.render(p) for p in prompts], n, cfg)
+
+    @property
+    def has_chat_template(self) -> bool:
+        return bool(getattr(self.tokenizer, "chat_template", None))
+
+    def render(self, prompt: str) -> str:
+        """The text the model sees for ``prompt``: itself, or in chat style the template's
+        rendering of one user turn with the assistant's turn opened."""
+        if not self.chat:
+            return prompt
+        return self.tokenizer.apply_chat_template(
+            [{"role": "user", "content": prompt}], tokenize=False, add_generation_prompt=True
+        )
 
     # --- tokens ----------------------------------------------------------------------------------
     def encode(self, text: str) -> list[int]:
         return self.tokenizer.encode(text, add_special_tokens=False)
+
+    def encode_prompt(self, prompt: str) -> list[int]:
+        """A prompt's ids as generation saw them (rendered, see :meth:`render`)."""
+        return self.encode(self.render(prompt))
 
     def decode(self, ids: list[int]) -> str:
         return self.tokenizer.decode(ids, skip_special_tokens=True)

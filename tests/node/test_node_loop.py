@@ -160,3 +160,48 @@ def test_a_node_that_learns_nothing_says_so_once_with_what_to_change(
     assert len(said) == 1, said
     assert f"for {NO_SIGNAL_STEPS} steps" in said[0] and "prompt_style = 'instruct'" in said[0]
     assert node.metrics.counters["no_signal_warnings"] == 1
+
+
+CHATML = ("{% for m in messages %}<|{{ m['role'] }}|>\n{{ m['content'] }}\n{% endfor %}"
+          "{% if add_generation_prompt %}<|assistant|>\n{% endif %}")
+"""A chat template in Jinja, as an instruct model's tokenizer carries one (ChatML-like)."""
+
+
+def test_prompt_style_auto_follows_the_tokenizer_and_chat_renders_its_template() -> None:
+    """'auto': the tiny byte-level models (no chat template) keep 'short'; a tokenizer with a
+    chat template gets 'chat', and what generation and training see is the template's
+    rendering of the instruct text; 'chat' without a template is a one-line config error."""
+    from _node_helpers import lm_config
+
+    from swarmrl.config import ConfigError
+    from swarmrl.node.loop import with_prompt_style
+    from swarmrl.training.brain import RolloutRequest
+    from swarmrl.training.lm_brain import LMBrain
+
+    cfg = lm_config(name="chatty", steps=2)
+    assert cfg.tasks.prompt_style == "auto"
+    brain = LMBrain.from_config(cfg, progress=False)
+    assert with_prompt_style(cfg, brain).tasks.prompt_style == "short"
+    bad = cfg.model_copy(update={"tasks": cfg.tasks.model_copy(update={"prompt_style": "chat"})})
+    with pytest.raises(ConfigError, match="tasks.prompt_style: 'chat' needs a tokenizer"):
+        with_prompt_style(bad, brain)
+
+    brain.policy.tokenizer.chat_template = CHATML
+    resolved = with_prompt_style(cfg, brain)
+    assert resolved.tasks.prompt_style == "chat" and brain.policy.chat
+    text = "Solve: 2+2"
+    rendered = brain.policy.render(text)
+    assert rendered == "<|user|>\nSolve: 2+2\n<|assistant|>\n"
+    assert brain.encode_prompt(text) == brain.policy.encode(rendered)
+    brain.rollout([RolloutRequest(text, "arith", "k", "4")], 2)  # makes the backend
+    backend = brain.policy._backends[cfg.generation.backend]
+    seen: list[list[str]] = []
+    real = backend.generate
+
+    def spy(prompts, n, gen_cfg):
+        seen.append(list(prompts))
+        return real(prompts, n, gen_cfg)
+
+    backend.generate = spy
+    brain.rollout([RolloutRequest(text, "arith", "k", "4")], 2)
+    assert seen == [[rendered]]  # the backend got the rendering, not the bare text
