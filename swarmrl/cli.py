@@ -28,7 +28,8 @@ app = typer.Typer(
 keys_app = typer.Typer(
     help="Peer identities: ed25519 key files and their peer ids.", no_args_is_help=True
 )
-models_app = typer.Typer(help="Built-in tiny models and their warm starts.", no_args_is_help=True)
+models_app = typer.Typer(help="Built-in tiny models, their warm starts, importing others.",
+                        no_args_is_help=True)
 sim_app = typer.Typer(help="Run a whole swarm on this machine (in-memory network, virtual clock).")
 app.add_typer(keys_app, name="keys")
 app.add_typer(models_app, name="models")
@@ -110,6 +111,22 @@ def models_warmstart(
 
     path = ensure_warm_start(cfg.model, progress=True)
     typer.echo(str(path))
+
+
+@models_app.command("import-gguf")
+def models_import_gguf(
+    gguf: Annotated[Path, typer.Argument(help="A .gguf file (e.g. from an offline package).")],
+    out: Annotated[Path, typer.Option(help="New folder to write (config, weights, tokenizer).")],
+    dtype: Annotated[str, typer.Option(help="Weights' dtype: float32 or bfloat16.")] = "float32",
+) -> None:
+    """Convert a GGUF model to a transformers folder that model.name can point at."""
+    from swarmrl.config import ConfigError
+    from swarmrl.training.gguf_import import import_gguf
+
+    try:
+        typer.echo(str(import_gguf(gguf, out, dtype)))
+    except ConfigError as e:
+        fail(str(e))
 
 
 # --- config -------------------------------------------------------------------------------

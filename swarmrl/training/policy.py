@@ -256,6 +256,12 @@ def _left_pad_ids(seqs: list[list[int]], pad_id: int, device: torch.device) -> t
     return ids.to(device), mask.to(device)
 
 
+def _quant_method(quant: Any) -> str:
+    method = quant.get("quant_method") if isinstance(quant, dict) else getattr(
+        quant, "quant_method", "")
+    return str(getattr(method, "value", method))  # transformers' QuantizationMethod enum
+
+
 def load_policy(
     cfg: ModelConfig, *, seed: int = 0, progress: bool = True
 ) -> Policy:
@@ -275,12 +281,20 @@ def load_policy(
             tokenizer = load_tokenizer(cfg.name)
             with quiet_progress():
                 model = AutoModelForCausalLM.from_pretrained(cfg.name, dtype=dtype)
+
         except (OSError, ValueError) as e:  # no such folder or hub id, or not a causal LM
             first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
             raise ConfigError(
                 f"model.name: {cfg.name!r} is not a tiny model ({', '.join(TINY_CONFIGS)}) and did "
                 f"not load as a local folder or hub id: {first}"
             ) from None
+        quant = getattr(model.config, "quantization_config", None)
+        if quant is not None and _quant_method(quant) == "gguf":
+            raise ConfigError(
+                f"model.name: {cfg.name!r} holds GGUF-quantized weights, which train but "
+                "cannot be checkpointed; convert it once with `swarmrl models import-gguf FILE "
+                "--out DIR` and point model.name at DIR"
+            )
     model = model.to(device=device, dtype=dtype)
     model.train()
     return Policy(model, tokenizer, model_id=cfg.name, seed=seed)
