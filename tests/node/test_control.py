@@ -143,7 +143,10 @@ def test_metrics_history_and_config(client: ControlClient, sim: Simulation) -> N
     assert [json.loads(r)["step"] for r in two[0].steps] == [11, 12]
 
     cfg = client.call("Config", pb.NodeRequest(node="s-1"))
-    assert NodeConfig.model_validate(json.loads(cfg.json)) == sim.nodes[1].cfg
+    # the node's config as it runs: its prompt style resolved ('auto' -> the stub's 'short')
+    assert NodeConfig.model_validate(json.loads(cfg.json)) == sim.nodes[1].node.cfg
+    assert sim.nodes[1].cfg.tasks.prompt_style == "auto"
+    assert json.loads(cfg.json)["tasks"]["prompt_style"] == "short"
     assert tomllib.loads(cfg.toml)["sapo"]["external"] == 2
 
 
