@@ -29,6 +29,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from learning import smooth  # benchmarks/ is first on sys.path
+
 from swarmrl.config import NodeConfig
 from swarmrl.node.loop import with_prompt_style
 from swarmrl.node.metrics import read_metrics
@@ -79,7 +81,7 @@ def plot(rewards: list[float], before: float, after: float, path: Path, title: s
     import matplotlib.pyplot as plt
 
     steps = list(range(1, len(rewards) + 1))
-    mean = [statistics.fmean(rewards[max(0, i - 9): i + 1]) for i in range(len(rewards))]
+    mean = smooth(rewards, 10)
     fig, ax = plt.subplots(figsize=(7, 3.6), dpi=120)
     ax.plot(steps, rewards, color="tab:blue", alpha=0.25, lw=0.8, label="reward (per step)")
     ax.plot(steps, mean, color="tab:blue", lw=2, label="reward (10-step moving mean)")

@@ -81,10 +81,10 @@ class StepResult:
     external_senders: list[str] = field(default_factory=list)  # peer id of each external group
 
 
-def with_prompt_style(cfg: NodeConfig, brain: Brain) -> NodeConfig:
+def with_prompt_style(cfg: NodeConfig, brain: Brain | None) -> NodeConfig:
     """``cfg`` with ``tasks.prompt_style`` resolved (never 'auto'): the brain says what suits
-    its model (:meth:`LMBrain.prompt_style`); a brain without a tokenizer (the simulator's
-    stub) reads the tiny models' 'short'."""
+    its model (:meth:`LMBrain.prompt_style`); no brain, or one without a tokenizer (the
+    simulator's stub), reads the tiny models' 'short'."""
     requested = cfg.tasks.prompt_style
     resolve = getattr(brain, "prompt_style", None)
     if resolve is not None:

@@ -22,6 +22,7 @@ from typing import Any
 from rich.console import Console
 
 from swarmrl.config import NodeConfig
+from swarmrl.node.loop import with_prompt_style
 from swarmrl.selfplay.evaluate import evaluate as evaluate_brain
 from swarmrl.selfplay.evaluate import heldout_sets
 from swarmrl.selfplay.parametric import build_arms
@@ -67,19 +68,15 @@ def arm_scenario(base: Scenario, seed: int, with_creator: bool) -> Scenario:
     return load_scenario(data=data)
 
 
-def _style(cfg: NodeConfig) -> str:
-    """The stub brain's prompt style (it has no tokenizer: 'auto' reads as the tiny 'short')."""
-    return "short" if cfg.tasks.prompt_style == "auto" else cfg.tasks.prompt_style
-
-
 def arm_difficulties(cfg: NodeConfig, probes: int = 64) -> dict[str, float]:
     """Each arm's mean difficulty (stub units: ``text_difficulty`` x KNOB_SCALE) over probes."""
     out = {}
+    style = with_prompt_style(cfg, None).tasks.prompt_style  # the stub's, as its nodes use
     for arm in build_arms(cfg.selfplay.search_space, cfg.tasks.family_params):
         fam = get_family(arm.family)
         qs = [materialize(fam.make_spec(arm.params, seed=99, index=i)) for i in range(probes)]
         out[arm.label] = KNOB_SCALE * statistics.fmean(
-            text_difficulty(format_prompt(p, _style(cfg))) for p in qs
+            text_difficulty(format_prompt(p, style)) for p in qs
         )
     return out
 

@@ -35,6 +35,7 @@ from dataclasses import dataclass
 from typing import Any, NoReturn
 
 import trio
+from pebble import ProcessExpired, ProcessPool
 
 from swarmrl.protocol.messages import FreeFormTask, TaskSpec, task_key
 from swarmrl.tasks.materialize import materialize, remember
@@ -138,9 +139,7 @@ class Sandbox(InProcessChecker):
 
     RETRY_S = 30.0
 
-    def _new_pool(self) -> Any:
-        from pebble import ProcessPool
-
+    def _new_pool(self) -> ProcessPool:
         return ProcessPool(
             max_workers=1,
             initializer=_worker_init,
@@ -177,9 +176,10 @@ class Sandbox(InProcessChecker):
             self._fail(key, "over_budget", f"over {self.limits.timeout_s} s")
         except MemoryError:
             self._fail(key, "over_budget", f"over {self.limits.memory_mb} MiB")
-        except Exception as e:  # TaskError, a generator's failure, or the worker died
-            if type(e).__name__ == "ProcessExpired":
-                self._rewarm()
+        except ProcessExpired as e:  # the worker died (a crash, the kernel's OOM killer)
+            self._rewarm()
+            self._fail(key, "bad_task", f"{type(e).__name__}: {e}"[:300])
+        except Exception as e:  # TaskError or a generator's failure
             self._fail(key, "bad_task", f"{type(e).__name__}: {e}"[:300])
         self.stats["checked"] += 1
         remember(task, checked.problem)  # later materialize() calls on this node hit the cache
