@@ -99,7 +99,8 @@ class ModelConfig(_Section):
 
     name: str = Field(
         default="tiny-4m",
-        description="'tiny-0.5m' or 'tiny-4m' (built in code), a hub id or a local path.",
+        description="'tiny-0.5m', 'tiny-4m' or 'tiny-bpe-0.5m' (built in code; the last with a "
+        "subword tokenizer), a hub id or a local path.",
     )
     warm_start: bool = Field(
         default=True, description="Tiny models only: start from the cached supervised warm start."
@@ -111,6 +112,13 @@ class ModelConfig(_Section):
         default=0,
         ge=0,
         description="Tiny models only: seed of the initial weights and of the warm start's data.",
+    )
+    warm_start_ops: str = Field(
+        default="+-",
+        pattern=r"^[+*-]+$",
+        description="Tiny models only: the operators the warm start's arithmetic uses (a mix of "
+        "'+', '-', '*'). Nodes warm-started on different operators start with different skills "
+        "(the 'skills' preset of `swarmrl sim experiment sapo`).",
     )
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = Field(
         default="auto", description="'auto' = bfloat16 on GPUs that support it, else float32."
@@ -272,6 +280,45 @@ class SAPOConfig(_Section):
     )
     candidates: int = Field(
         default=64, ge=1, description="Pool entries re-scored per step when choosing J."
+    )
+    importance_cap: float = Field(
+        default=1.0,
+        ge=0.0,
+        le=1.0,
+        description="Weigh each token of an external completion by min(pi_ours / pi_sender, "
+        "cap), pi_sender from the log-probs its group carries: per token when the sender's "
+        "tokenizer is ours, else the whole text's ratio normalised by its length (GSPO). The "
+        "sender's text was sampled by another policy; this corrects for it (HACPO). At most 1: a "
+        "forged log-prob can only lower its own sample's weight. 0 = off (ratio 1 against our "
+        "own policy, as genrl does).",
+    )
+
+
+class EvalConfig(_Section):
+    """Held-out evaluation: a fixed set of problems of the node's own task families, never
+    drawn by its task stream, scored greedily and sampled every k steps."""
+
+    every: int = Field(
+        default=0, ge=0, description="Evaluate after every k-th update (0 = never)."
+    )
+    on_start: bool = Field(
+        default=False, description="Also evaluate before the first update (the starting point)."
+    )
+    problems: int = Field(
+        default=64, ge=1, le=4096, description="Size of the held-out set."
+    )
+    samples: int = Field(
+        default=4,
+        ge=0,
+        le=64,
+        description="Sampled completions per problem at the generation temperature, besides "
+        "one greedy completion (0 = greedy only).",
+    )
+    seed: int = Field(
+        default=987_654_321,
+        ge=0,
+        description="Task seed of the held-out set: one no node's task stream uses, so every "
+        "node with the same task families evaluates on the same problems.",
     )
 
 
@@ -510,6 +557,15 @@ class GuardConfig(_Section):
         gt=0.0,
         description="... and above the running mean of this node's own completions' excess "
         "surprise plus this many standard deviations.",
+    )
+    plausibility_max_nats: float = Field(
+        default=100.0,
+        gt=0.0,
+        description="... while a sender model's own baseline (the running mean of its "
+        "completions' scores plus plausibility_sigmas deviations) may loosen the threshold for "
+        "its text, up to this many nats and no further: honest peers with other models or "
+        "skills score up to ~70 on tiny models, junk around right answers 180-600 "
+        "(docs/security.md).",
     )
     plausibility_group_share: float = Field(
         default=0.25,
@@ -864,6 +920,9 @@ class NodeConfig(_Section):
     grpo: GRPOConfig = Field(default_factory=GRPOConfig, description="The GRPO update.")
     checkpoint: CheckpointConfig = Field(
         default_factory=CheckpointConfig, description="When checkpoints are written."
+    )
+    eval: EvalConfig = Field(
+        default_factory=EvalConfig, description="Held-out evaluation every k steps."
     )
     sapo: SAPOConfig = Field(
         default_factory=SAPOConfig, description="Sharing with the swarm (I local + J external)."

@@ -93,16 +93,20 @@ class Admission:
         node.metrics.count(f"admitted:{env.kind}")
         return None
 
-    def drop_later(self, peer_id: str, reason: str) -> None:
+    def drop_later(self, peer_id: str, reason: str, charge: bool = True) -> None:
         """A group admitted earlier failed a check made when it was chosen (plausibility):
-        counted and charged to its sender like any drop at the door."""
-        self._drop(peer_id, reason, "failed when chosen for training")
+        counted (and, when ``charge``, charged to its sender) like any drop at the door."""
+        self._drop(peer_id, reason, "failed when chosen for training", charge=charge)
 
-    def _drop(self, peer_id: str, reason: str, detail: str, count_peer: bool = True) -> str:
+    def _drop(
+        self, peer_id: str, reason: str, detail: str, count_peer: bool = True,
+        charge: bool = True,
+    ) -> str:
         node = self.node
         node.metrics.count(f"dropped:{reason}")
         if count_peer:
-            node.guard.penalize(peer_id, reason, node.runtime.now())
+            if charge:
+                node.guard.penalize(peer_id, reason, node.runtime.now())
             info = node.peers.get(peer_id)
             if info is not None:
                 info.dropped[reason] += 1

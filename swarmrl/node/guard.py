@@ -49,7 +49,7 @@ PENALTIES: dict[str, float] = {
     "bad_claims": 1.0,
     "claim_mismatch": 1.0,
     "unverified_task": 0.25,
-    "implausible": 0.25,  # an honest tiny model writes an odd group now and then
+    "implausible": 0.25,  # charged only when most of a peer's groups are (plausibility.py)
     "card_not_own": 1.0,
     "unexpected_kind": 0.5,
     "rate_limited": 0.05,

@@ -19,19 +19,22 @@ import trio
 from swarmrl import __version__
 from swarmrl.config import ConfigError, NodeConfig
 from swarmrl.node.admission import Admission
+from swarmrl.node.evaluation import HeldOut
 from swarmrl.node.guard import Guard
 from swarmrl.node.inbox import ControlInbox
 from swarmrl.node.metrics import Metrics
 from swarmrl.node.peers import PeerTable
-from swarmrl.node.plausibility import Plausibility
+from swarmrl.node.plausibility import Plausibility, model_key
 from swarmrl.node.runtime import Runtime
 from swarmrl.node.student import DistillClient
 from swarmrl.node.teacher import TeacherService
 from swarmrl.protocol import Identity, SeqCounter, Transport, encode, seal
 from swarmrl.protocol.messages import (
+    MAX_PER_TOKEN_LOGPROBS,
     PROTOCOL_VERSION,
     PeerCard,
     RolloutGroup,
+    SampledLogprobs,
     SamplerInfo,
     task_key,
 )
@@ -118,7 +121,8 @@ class Node:
         self.out_dir = out_dir
         self.sampler = TaskSampler(cfg.tasks, node_seed=cfg.seed)
         self.pool = SwarmPool(cfg.sapo)
-        self.rescorer = Rescorer(cfg.tasks.prompt_style, cfg.tasks.format_reward)
+        self.rescorer = Rescorer(cfg.tasks.prompt_style, cfg.tasks.format_reward,
+                                 fingerprint=brain.tokenizer_fingerprint)
         self.skills = SkillTracker()
         self.peers = PeerTable()
         self.metrics = Metrics(out_dir / "metrics.jsonl" if out_dir else None)
@@ -149,6 +153,9 @@ class Node:
         # On-policy distillation (issue 8): serving as a teacher, asking one as a student.
         self.teacher = TeacherService(self) if "teacher" in cfg.roles else None
         self.distill = DistillClient(self) if cfg.distill.mode != "off" else None
+        self.heldout = (
+            HeldOut(cfg) if cfg.eval.every or cfg.eval.on_start else None
+        ) if hasattr(brain, "sample_texts") else None
 
     @property
     def peer_id(self) -> str:
@@ -191,9 +198,11 @@ class Node:
         external = [self.rescorer.rescore(e) for e in chosen]
         chosen, external = await self._plausible(local, chosen, external)
         batch = self.selfplay.trainable(local) + external + self.selfplay.creator_groups()
+        start = await self._evaluate() if self.step == 0 and self.cfg.eval.on_start else {}
         stats = await self.runtime.run(
             lambda: self.brain.train(batch), lambda s: s.tokens
         )
+        stats.extra.update({f"{k}_start": v for k, v in start.items()})
         if self.distill is not None:
             stats.extra.update(self.distill.figures)
         self.pool.mark_used(chosen)
@@ -202,6 +211,8 @@ class Node:
             if info is not None:
                 info.trained += 1
         self.step += 1
+        if self.cfg.eval.every and self.step % self.cfg.eval.every == 0:
+            stats.extra.update(await self._evaluate())
         result = StepResult(self.step, _mean_reward(local), stats, local, external)
         result.external_senders = [e.sender for e in chosen]
         self._record(result, self.runtime.now() - t0)
@@ -259,15 +270,29 @@ class Node:
             # a forward pass over the completions: about one token per byte of text
             lambda out: sum(len(c.text) for g in own + external for c in g.completions),
         )
-        verdicts = self.plausibility.judge(scores[: len(own)], scores[len(own):])
+        models = [model_key(e.group.sampler.model_id, e.group.sampler.tokenizer_fingerprint)
+                  for e in chosen]
+        verdicts = self.plausibility.judge(scores[: len(own)], scores[len(own):], models)
         kept: list[tuple[PoolEntry, ScoredGroup]] = []
         for entry, group, ok in zip(chosen, external, verdicts, strict=True):
+            persistent = self.plausibility.persistent(entry.sender, not ok)
             if ok:
                 kept.append((entry, group))
             else:
-                self.admission.drop_later(entry.sender, "implausible")
+                # An honest peer's odd group is dropped for free; a peer whose groups are
+                # mostly implausible pays for each one (node/plausibility.py).
+                self.admission.drop_later(entry.sender, "implausible", charge=persistent)
                 self.pool.discard(entry, "implausible")
         return [e for e, _ in kept], [g for _, g in kept]
+
+    async def _evaluate(self) -> dict[str, float]:
+        """Held-out scores of the policy now (node/evaluation.py); {} for brains without one."""
+        heldout = self.heldout
+        if heldout is None:
+            return {}
+        brain: Any = self.brain
+        # A measurement, not the node's work: a simulation does not charge it to its clock.
+        return await self.runtime.run(lambda: heldout.score(brain), lambda _: 0)
 
     def _peer_weight(self, sender: str) -> float:
         return self.guard.weight(sender, self.runtime.now())
@@ -291,6 +316,7 @@ class Node:
                 sampler=sampler,
                 claimed_rewards=g.rewards,
                 round=self.step,
+                logprobs=sampled_logprobs(g),
             )
             await self._publish("rollouts", msg)
 
@@ -421,6 +447,19 @@ class Node:
         self.rng.setstate(tuplify(extra["rng"]))
         self.selfplay.load_state_dict(extra.get("selfplay", {}))
         self.step = step
+
+
+def sampled_logprobs(g: ScoredGroup) -> SampledLogprobs | None:
+    """What a group tells peers of how likely its sampler found each completion (None when the
+    brain gave no log-probs). Per token only while the group is small; sums always."""
+    rows = [c.sampler_logprobs for c in g.completions]
+    if not rows or any(r is None for r in rows):
+        return None
+    rows = [[min(0.0, max(-1e4, x)) for x in r or []] for r in rows]
+    small = sum(map(len, rows)) <= MAX_PER_TOKEN_LOGPROBS
+    return SampledLogprobs(
+        sums=[sum(r) for r in rows], counts=[len(r) for r in rows], tokens=rows if small else None
+    )
 
 
 def _mean_reward(groups: list[ScoredGroup]) -> float:

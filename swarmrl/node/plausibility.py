@@ -9,17 +9,29 @@ there, which is about 0 for the node's own samples and for honest text where the
 merely unsure, and large for junk where the policy is sure. (The plain mean token log-prob
 separates junk from honest answers poorly on tiny models: docs/benchmarks.md.)
 
-A completion is implausible when its excess surprise exceeds both ``plausibility_excess_nats``
-and the running mean of the node's own completions' scores plus ``plausibility_sigmas``
-standard deviations; a group with at least ``plausibility_group_share`` implausible
+What is normal depends on who wrote the text. A peer with another model, another tokenizer
+or other skills writes honest text this policy finds surprising (a node that never learned
+subtraction is surprised by right answers to it), so one threshold for every sender silenced
+honest peers. The threshold is per sender model (its model id and tokenizer fingerprint, as
+the group says): the running mean of that model's completions' scores plus
+``plausibility_sigmas`` standard deviations, never below this node's own threshold (its own
+samples' running mean plus as many deviations, at least ``plausibility_excess_nats``) and never
+above ``plausibility_max_nats``, so no sender, whatever model it claims, can make junk of more
+surprise than that plausible. A group with at least ``plausibility_group_share`` implausible
 completions is dropped. The node's own reference completions are scored in the same pass as
-the external ones. Brains without a language model (the simulator's stub) have no
+the external ones; a sender model's first group is judged by this node's own threshold (the
+model has no baseline yet). Brains without a language model (the simulator's stub) have no
 ``plausibility`` method: the check is then skipped.
+
+A dropped group costs its sender reputation only when most of what that peer sends is
+implausible (``Plausibility.persistent``): an honest peer's odd group is dropped, not held
+against it; a peer that sends junk is still ignored.
 """
 
 from __future__ import annotations
 
 import math
+from collections import OrderedDict
 from dataclasses import dataclass
 
 from swarmrl.config import GuardConfig
@@ -28,7 +40,7 @@ from swarmrl.training.brain import ScoredGroup
 
 @dataclass
 class _Running:
-    """Exponentially weighted mean and variance of the node's own completion scores."""
+    """Exponentially weighted mean and variance of scores (or of 0/1 outcomes)."""
 
     mean: float = 0.0
     var: float = 0.0
@@ -47,35 +59,82 @@ class _Running:
             self.n += 1
 
 
+MAX_MODELS = 256
+"""Sender models with a baseline (oldest forgotten first): model ids are free to claim."""
+MAX_PEERS = 4096
+
+
 class Plausibility:
     def __init__(self, cfg: GuardConfig) -> None:
         self.cfg = cfg
         self.own = _Running()
+        self.models: OrderedDict[str, _Running] = OrderedDict()
+        self.share: OrderedDict[str, _Running] = OrderedDict()  # per peer: implausible share
 
     def enabled(self, brain: object) -> bool:
         return self.cfg.enabled and self.cfg.plausibility and hasattr(brain, "plausibility")
 
-    def threshold(self) -> float | None:
-        """Highest plausible excess surprise (nats), or None before enough own samples."""
+    def threshold(self, model: str | None = None) -> float | None:
+        """Highest plausible excess surprise (nats) for text of sender model ``model`` (None:
+        this node's own), or None before enough own samples."""
         if self.own.n < self.cfg.plausibility_min_samples:
             return None
-        own = self.own.mean + self.cfg.plausibility_sigmas * math.sqrt(self.own.var)
-        return max(self.cfg.plausibility_excess_nats, own)
+        low = max(self.cfg.plausibility_excess_nats, self._high(self.own))
+        base = self.models.get(model) if model is not None else None
+        if base is None or base.n < self.cfg.plausibility_min_samples:
+            return low
+        return max(low, min(self.cfg.plausibility_max_nats, self._high(base)))
 
-    def judge(self, own: list[list[float]], external: list[list[float]]) -> list[bool]:
-        """Learn from this step's own scores, then say which external groups are plausible."""
+    def _high(self, r: _Running) -> float:
+        return r.mean + self.cfg.plausibility_sigmas * math.sqrt(r.var)
+
+    def judge(
+        self, own: list[list[float]], external: list[list[float]],
+        models: list[str] | None = None,
+    ) -> list[bool]:
+        """Learn from this step's own scores, say which external groups are plausible (each
+        against its sender model's baseline so far), then learn each model's scores.
+        ``models``: each external group's sender model key (:func:`model_key`)."""
         self.own.update([x for group in own for x in group])
-        high = self.threshold()
-        if high is None:
-            return [True] * len(external)
-        share = self.cfg.plausibility_group_share
-        verdicts = []
-        for group in external:
-            bad = sum(not (math.isfinite(x) and x <= high) for x in group)
-            verdicts.append(bad < share * len(group))
+        keys = models or [""] * len(external)
+        verdicts = [True] * len(external)
+        if self.threshold() is not None:
+            share = self.cfg.plausibility_group_share
+            for i, (key, group) in enumerate(zip(keys, external, strict=True)):
+                high = self.threshold(key)
+                assert high is not None
+                bad = sum(not (math.isfinite(x) and x <= high) for x in group)
+                verdicts[i] = bad < share * len(group)
+        ceiling = self.cfg.plausibility_max_nats
+        for key, group in zip(keys, external, strict=True):
+            # What is above the ceiling is never normal for anyone: it does not move a baseline.
+            _bounded_get(self.models, key, MAX_MODELS).update([x for x in group if x <= ceiling])
         return verdicts
+
+    def persistent(self, peer: str, implausible: bool) -> bool:
+        """Note one judged group of ``peer``; True when most of its recent judged groups were
+        implausible (then the drop costs it reputation)."""
+        r = _bounded_get(self.share, peer, MAX_PEERS)
+        r.update([1.0 if implausible else 0.0], decay=0.8)
+        return implausible and r.n >= 4 and r.mean > 0.5
 
     @staticmethod
     def reference(local: list[ScoredGroup], k: int = 1) -> list[ScoredGroup]:
         """A few of the node's own groups to score beside the external ones."""
         return [g for g in local if g.local][:k]
+
+
+def _bounded_get(table: OrderedDict[str, _Running], key: str, cap: int) -> _Running:
+    r = table.get(key)
+    if r is None:
+        r = table[key] = _Running()
+        while len(table) > cap:
+            table.popitem(last=False)
+    else:
+        table.move_to_end(key)
+    return r
+
+
+def model_key(sampler_model: str, fingerprint: str) -> str:
+    """What a sender model is known by here: the model id and tokenizer its group claims."""
+    return f"{sampler_model}|{fingerprint}"

@@ -14,7 +14,14 @@ import hashlib
 import json
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    model_validator,
+)
 
 PROTOCOL_VERSION = 1
 """Wire protocol version. A peer with another major version is refused at the handshake."""
@@ -112,6 +119,39 @@ class SamplerInfo(_Message):
     max_new_tokens: int = Field(default=0, ge=0, le=MAX_TOKENS)
 
 
+LogProb = Annotated[float, Field(le=0.0, ge=-1e4, allow_inf_nan=False)]
+MAX_PER_TOKEN_LOGPROBS = 4_096
+"""Per-token log-probs ride along only up to this many tokens per group (about 37 KB)."""
+
+
+class SampledLogprobs(_Message):
+    """The sender's own sampling log-probs of its completions (raw model, temperature 1), so a
+    receiver can weigh text another policy sampled (truncated importance sampling). Claims like
+    rewards: a receiver caps the weights they give at 1, so a forged value can only lower the
+    weight of its own sample."""
+
+    sums: list[Annotated[float, Field(le=0.0, ge=-1e7, allow_inf_nan=False)]] = Field(
+        max_length=MAX_COMPLETIONS, description="Per completion: sum over its tokens."
+    )
+    counts: list[Annotated[int, Field(ge=0, le=MAX_TOKENS)]] = Field(
+        max_length=MAX_COMPLETIONS, description="Per completion: tokens, in the sender's ids."
+    )
+    tokens: list[Annotated[list[LogProb], Field(max_length=MAX_TOKENS)]] | None = Field(
+        default=None,
+        max_length=MAX_COMPLETIONS,
+        description="Per completion per token (for receivers with the same tokenizer); left "
+        "out above MAX_PER_TOKEN_LOGPROBS tokens in the group.",
+    )
+
+    @model_validator(mode="after")
+    def _lengths_agree(self) -> SampledLogprobs:
+        if len(self.counts) != len(self.sums):
+            raise ValueError("sums and counts differ in length")
+        if self.tokens is not None and [len(t) for t in self.tokens] != self.counts:
+            raise ValueError("tokens do not match counts")
+        return self
+
+
 class RolloutGroup(_Message):
     """One task and the G completions a node sampled for it, as decoded text."""
 
@@ -124,6 +164,13 @@ class RolloutGroup(_Message):
         list[Annotated[float, Field(ge=-1e6, le=1e6, allow_inf_nan=False)]] | None
     ) = Field(default=None, max_length=MAX_COMPLETIONS, description="Advisory only: re-scored.")
     round: int = Field(default=0, ge=0, le=2**53, description="Sender's training step.")
+    logprobs: SampledLogprobs | None = None
+
+    @model_validator(mode="after")
+    def _one_logprob_row_per_completion(self) -> RolloutGroup:
+        if self.logprobs is not None and len(self.logprobs.sums) != len(self.completions):
+            raise ValueError("logprobs: one row per completion")
+        return self
 
     def content_id(self) -> str:
         """A stable id of the task and completions, used to deduplicate across the swarm."""

@@ -26,6 +26,10 @@ class Completion:
     # The sampling engine's raw log-prob of each of token_ids (truncated importance sampling
     # weighs by them); never published: peers' text is re-scored, not trusted.
     sampler_logprobs: list[float] | None = None
+    # Swarm text only: the sender's claimed sampling log-probs, per token of our own ids (when
+    # its tokenizer is ours) or summed over the whole text; weighed by, never trusted beyond 1.
+    sender_logprobs: list[float] | None = None
+    sender_logprob_sum: float | None = None
 
 
 @dataclass

@@ -48,6 +48,22 @@ class Group:
     # The sampling engine's raw log-probs of each completion's ids (None where it gave none,
     # e.g. swarm text): truncated importance sampling's denominators.
     sampler_logprobs: list[list[float] | None] | None = None
+    # Swarm text: the sender's claimed sampling log-probs, per token of our ids or one sum
+    # over the text (None where it gave none): importance weights capped at sender_cap.
+    sender_logprobs: list[list[float] | float | None] | None = None
+
+
+@dataclass
+class _Row:
+    """One completion to train on."""
+
+    prompt: list[int]
+    completion: list[int]
+    advantage: float
+    keep: float  # 0 masks it out (a truncated completion under mask_truncated)
+    taught: tuple[list[float], float, float] | None  # a teacher's log-probs, coefficient, clip
+    sampled: list[float] | None  # our sampler's raw log-probs (TIS)
+    sender: list[float] | float | None  # a peer's claimed log-probs (per token, or a sum)
 
 
 @dataclass
@@ -85,14 +101,17 @@ class Learner:
     """Holds the optimizer (and a frozen reference model when beta > 0) for one policy."""
 
     def __init__(
-        self, policy: Policy, cfg: GRPOConfig | NodeConfig, max_new_tokens: int | None = None
+        self, policy: Policy, cfg: GRPOConfig | NodeConfig, max_new_tokens: int | None = None,
+        sender_cap: float = 0.0,
     ) -> None:
         if isinstance(cfg, NodeConfig):
             max_new_tokens = max_new_tokens or cfg.generation.max_new_tokens
+            sender_cap = cfg.sapo.importance_cap
             cfg = cfg.grpo
         self.policy = policy
         self.cfg = cfg
         self.max_new_tokens = max_new_tokens
+        self.sender_cap = sender_cap
         self.optimizer = make_adamw(policy.model.parameters(), cfg)
         p = next(policy.model.parameters())
         self.autocast = use_autocast(cfg.autocast, p.device, p.dtype)
@@ -107,11 +126,15 @@ class Learner:
         if groups:
             stats.reward_mean = float(np.mean([r for g in groups for r in g.rewards]))
         rows = self._rows(groups, stats)
-        if not any(c and keep for _, c, _, keep, _, _ in rows):  # no token would carry a gradient
+        if not any(r.completion and r.keep for r in rows):  # no token would carry a gradient
             stats.skipped = True
             stats.seconds = time.perf_counter() - t0
             return stats
-        prompts, comps, adv, keep, taught, sampled = map(list, zip(*rows, strict=True))
+        prompts = [r.prompt for r in rows]
+        comps = [r.completion for r in rows]
+        adv = [r.advantage for r in rows]
+        keep = [r.keep for r in rows]
+        taught = [r.taught for r in rows]
         advantages = torch.tensor(adv, dtype=torch.float32, device=self.policy.device)
         keep_t = torch.tensor(keep, dtype=torch.float32, device=self.policy.device)
         seq_len = max(len(p) for p in prompts) + max(len(c) for c in comps)
@@ -131,8 +154,8 @@ class Learner:
                 advantages, old if old is not None else logp, taught, mask
             )
             if it == 0:  # against the step's fixed old log-probs, so once
-                weights, stats.tis = self._tis_weights(
-                    old if old is not None else logp, sampled, mask
+                weights, stats.tis = self._importance_weights(
+                    old if old is not None else logp, rows, mask
                 )
             loss, st = grpo_loss(
                 logp, old, token_adv, mask, self.cfg, ref, max_tokens, token_weights=weights
@@ -155,7 +178,7 @@ class Learner:
         stats.seconds = time.perf_counter() - t0
         return stats
 
-    def _rows(self, groups: list[Group], stats: StepStats) -> list[tuple]:
+    def _rows(self, groups: list[Group], stats: StepStats) -> list[_Row]:
         """(prompt, completion, advantage, keep, teacher row) per sequence of the groups worth
         training on; a group a teacher scored is worth it even when its rewards are all equal."""
         rows = []
@@ -169,29 +192,42 @@ class Learner:
             stats.groups_trained += 1
             truncated = g.truncated or [False] * len(g.completion_ids)
             weight = g.teacher.grpo_weight if g.teacher is not None else 1.0
-            sampled = g.sampler_logprobs or [None] * len(g.completion_ids)
-            for i, (comp, a, cut, lp) in enumerate(
-                zip(g.completion_ids, adv.tolist(), truncated, sampled, strict=True)
+            n = len(g.completion_ids)
+            sampled = g.sampler_logprobs or [None] * n
+            senders = g.sender_logprobs or [None] * n
+            for i, (comp, a, cut, lp, sender) in enumerate(
+                zip(g.completion_ids, adv.tolist(), truncated, sampled, senders, strict=True)
             ):
                 keep = 0.0 if (cut and self.cfg.mask_truncated) else 1.0
                 row = _teacher_row(g.teacher, i) if taught else None
                 lp = lp if lp is not None and len(lp) == len(comp) else None
-                rows.append((g.prompt_ids, comp, a * weight, keep, row, lp))
+                if isinstance(sender, list) and len(sender) != len(comp):
+                    sender = None  # our ids of the text differ from the sender's: no per-token
+                rows.append(_Row(g.prompt_ids, comp, a * weight, keep, row, lp, sender))
         return rows
 
-    def _tis_weights(
-        self, trainer_logprobs: torch.Tensor, sampled: list, mask: torch.Tensor
+    def _importance_weights(
+        self, trainer_logprobs: torch.Tensor, rows: list[_Row], mask: torch.Tensor
     ) -> tuple[torch.Tensor | None, dict[str, float]]:
-        """Truncated importance weights for the rows whose sampler gave log-probs (else None)."""
-        if self.cfg.tis_cap <= 0 or all(s is None for s in sampled):
-            return None, {}
-        table = torch.full_like(trainer_logprobs, float("nan"), dtype=torch.float32)
-        for i, lp in enumerate(sampled):
-            if lp is not None:
-                table[i, : len(lp)] = torch.tensor(lp, dtype=torch.float32)
-        return truncated_importance_weights(
-            trainer_logprobs.detach(), table, mask, self.cfg.tis_cap
-        )
+        """Per-token weights (None = all 1): truncated importance sampling of our own samples
+        against our sampler (cap tis_cap), and of swarm samples against their sender's claimed
+        log-probs (cap sender_cap <= 1, so a forged claim only lowers its own weight)."""
+        weights, stats = None, {}
+        trainer = trainer_logprobs.detach()
+        if self.cfg.tis_cap > 0 and any(r.sampled is not None for r in rows):
+            table = torch.full_like(trainer, float("nan"), dtype=torch.float32)
+            for i, r in enumerate(rows):
+                if r.sampled is not None:
+                    table[i, : len(r.sampled)] = torch.tensor(r.sampled, dtype=torch.float32)
+            weights, stats = truncated_importance_weights(trainer, table, mask, self.cfg.tis_cap)
+        if self.sender_cap > 0 and any(r.sender is not None for r in rows):
+            table = sender_logprob_table(trainer, [r.sender for r in rows], mask)
+            sender_w, sender_stats = truncated_importance_weights(
+                trainer, table, mask, self.sender_cap
+            )
+            weights = sender_w if weights is None else weights * sender_w
+            stats.update({f"sender_{k}": v for k, v in sender_stats.items()})
+        return weights, stats
 
     @torch.no_grad()
     def _reference_logprobs(self, prompts: list, comps: list) -> tuple:
@@ -219,6 +255,26 @@ class Learner:
         for g, (fused, foreach) in zip(self.optimizer.param_groups, flags, strict=True):
             g["fused"], g["foreach"] = fused, foreach
         return state
+
+
+def sender_logprob_table(
+    trainer: torch.Tensor, senders: list[list[float] | float | None], mask: torch.Tensor
+) -> torch.Tensor:
+    """[B, L] sender log-probs aligned with our tokens, NaN where there are none. A sum over a
+    text another tokenizer cut is spread so every token of the row gets the sequence's
+    length-normalised ratio (GSPO's): exp((our log-prob of the text - theirs) / our tokens)."""
+    table = torch.full_like(trainer, float("nan"), dtype=torch.float32)
+    for i, sender in enumerate(senders):
+        if isinstance(sender, list):
+            table[i, : len(sender)] = torch.tensor(sender, dtype=torch.float32)
+        elif sender is not None:
+            row_mask = mask[i] > 0
+            n = int(row_mask.sum())
+            if n:
+                ours = float(trainer[i][row_mask].float().sum())
+                per_token = (ours - sender) / n
+                table[i] = torch.where(row_mask, trainer[i].float() - per_token, table[i])
+    return table
 
 
 def _teacher_row(t: TeacherSignal | None, i: int) -> tuple[list[float], float, float] | None:

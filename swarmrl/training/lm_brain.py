@@ -68,6 +68,18 @@ class LMBrain:
         ]
 
     @_locked
+    def sample_texts(self, prompts: list[str], n: int, temperature: float) -> list[list[str]]:
+        """``n`` completions per prompt at ``temperature`` (0 = greedy), for held-out
+        evaluation (node/evaluation.py). The sampler's random state is put back afterwards, so
+        a run samples the same training completions with evaluation on or off."""
+        cfg = self.cfg.generation.model_copy(update={"temperature": temperature})
+        state = self.policy.generator.get_state()
+        try:
+            return [[s.text for s in group] for group in self.policy.generate(prompts, n, cfg)]
+        finally:
+            self.policy.generator.set_state(state)
+
+    @_locked
     def train(self, groups: list[ScoredGroup]) -> TrainStats:
         batch = [self._to_ids(g) for g in groups]
         st = self.learner.train_step(batch)
@@ -112,6 +124,7 @@ class LMBrain:
             [c.truncated for c in g.completions],
             g.teacher,
             _sampler_logprobs(g),
+            _sender_logprobs(g),
         )
 
     def prompt_style(self, requested: str) -> str:
@@ -170,6 +183,16 @@ class LMBrain:
         from swarmrl.training.checkpoint import load_checkpoint
 
         return load_checkpoint(path, self.policy, self.learner.optimizer).extra
+
+
+def _sender_logprobs(g: ScoredGroup) -> list[list[float] | float | None] | None:
+    """Each swarm completion's sender log-probs: per token when they came that way, else the
+    sum over its text (the learner checks per-token rows against our own ids)."""
+    rows: list[list[float] | float | None] = [
+        c.sender_logprobs if c.sender_logprobs is not None else c.sender_logprob_sum
+        for c in g.completions
+    ]
+    return rows if any(r is not None for r in rows) else None
 
 
 def _sampler_logprobs(g: ScoredGroup) -> list[list[float] | None] | None:

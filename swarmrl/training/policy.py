@@ -269,7 +269,7 @@ def load_policy(
     device = resolve_device(cfg.device)
     dtype = resolve_dtype(cfg.dtype, device)
     if is_tiny(cfg.name):
-        tokenizer = build_tiny_tokenizer()
+        tokenizer = build_tiny_tokenizer(cfg.name)
         if cfg.warm_start and cfg.warm_start_steps > 0:
             from swarmrl.training.warmstart import warm_start_model
 

@@ -145,9 +145,13 @@ class SwarmPool:
 class Rescorer:
     """Regenerates tasks and scores completions with this node's own verifier (cached per task)."""
 
-    def __init__(self, prompt_style: str, format_weight: float, cache_size: int = 4096) -> None:
+    def __init__(
+        self, prompt_style: str, format_weight: float, cache_size: int = 4096,
+        fingerprint: str = "",
+    ) -> None:
         self.prompt_style = prompt_style
         self.format_weight = format_weight
+        self.fingerprint = fingerprint  # this node's tokenizer: per-token log-probs need it
         self._problems: OrderedDict[str, Problem] = OrderedDict()
         self._cache_size = cache_size
 
@@ -180,6 +184,7 @@ class Rescorer:
                 Completion(text=c, truncated=_hit_limit(c, limit))
                 for c in (from_wire(prompt, t) for t in texts)
             ]
+            self._attach_logprobs(group, comps)
             entry.scored = ScoredGroup(
                 prompt=prompt,
                 completions=comps,
@@ -190,6 +195,19 @@ class Rescorer:
                 answer=problem.answer,
             )
         return entry.scored
+
+
+    def _attach_logprobs(self, group: RolloutGroup, comps: list[Completion]) -> None:
+        """The sender's sampling log-probs onto each completion: per token when its tokenizer is
+        ours (the trainer checks the count against our ids), else the sum over the text."""
+        lp = group.logprobs
+        if lp is None:
+            return
+        same = bool(self.fingerprint) and group.sampler.tokenizer_fingerprint == self.fingerprint
+        for i, c in enumerate(comps):
+            c.sender_logprob_sum = lp.sums[i]
+            if same and lp.tokens is not None:
+                c.sender_logprobs = list(lp.tokens[i])
 
 
 def _hit_limit(text: str, max_new_tokens: int) -> bool:

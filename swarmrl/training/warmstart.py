@@ -96,7 +96,7 @@ def train_warm_start(recipe: WarmStartRecipe, progress: bool = True) -> torch.nn
     """Run the supervised recipe from scratch (CPU, fp32) and return the model."""
     from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
-    tokenizer = build_tiny_tokenizer()
+    tokenizer = build_tiny_tokenizer(recipe.model)
     model = build_tiny_model(recipe.model, seed=recipe.seed)
     model.train()
     opt = torch.optim.AdamW(model.parameters(), lr=recipe.learning_rate,
@@ -141,8 +141,9 @@ def warm_start_dir(cfg: ModelConfig) -> Path:
 
 
 def recipe_for(cfg: ModelConfig) -> WarmStartRecipe:
+    ops = "".join(c for c in "+-*" if c in cfg.warm_start_ops)  # canonical: one cache per mix
     return WarmStartRecipe(model=cfg.name, steps=cfg.warm_start_steps, seed=cfg.init_seed,
-                           learning_rate=WARM_START_LR.get(cfg.name, 2e-3))
+                           learning_rate=WARM_START_LR.get(cfg.name, 2e-3), ops=ops)
 
 
 def ensure_warm_start(cfg: ModelConfig, progress: bool = True) -> Path:
@@ -176,7 +177,7 @@ def _build_into(final: Path, recipe: WarmStartRecipe, progress: bool) -> None:
     try:
         with quiet_progress():
             model.save_pretrained(tmp)
-            build_tiny_tokenizer().save_pretrained(tmp)
+            build_tiny_tokenizer(recipe.model).save_pretrained(tmp)
         # recipe.json is written last: its presence marks a complete warm start.
         (tmp / "recipe.json").write_text(json.dumps(asdict(recipe), indent=2))
         for f in tmp.rglob("*"):  # readable by all even when built under a daemon's umask 077

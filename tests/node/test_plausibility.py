@@ -35,6 +35,40 @@ def test_judge_learns_the_nodes_own_scores_before_it_judges() -> None:
     assert lenient.judge(own, external) == [True, True, False, True]
 
 
+def test_each_sender_model_is_judged_against_its_own_normal() -> None:
+    """A peer with other skills or another model writes honest text this policy finds
+    surprising (25-45 nats here) where its own samples score ~0: after that model's first
+    group it is judged against its own baseline, never past the ceiling junk scores above."""
+    cfg = GuardConfig(plausibility_min_samples=8, plausibility_excess_nats=20.0,
+                      plausibility_group_share=0.25, plausibility_max_nats=100.0)
+    check = Plausibility(cfg)
+    own = [[0.5, -0.3, 1.2, 0.1, 2.0, -1.0, 0.4, 0.0]]
+    other = [[25.0, 31.0, 12.0, 40.0, 3.0, 18.0, 33.0, 9.0], [28.0, 35.0, 22.0, 44.0],
+             [30.0, 26.0, 38.0, 21.0]]
+    first = check.judge(own, [other[0]], ["sub|fp"])
+    assert first == [False]  # no baseline yet: this node's own threshold (20 nats)
+    assert check.judge(own, other[1:], ["sub|fp", "sub|fp"]) == [True, True]
+    assert 44.0 < check.threshold("sub|fp") <= 100.0
+    assert check.threshold("tiny|fp") == check.threshold() == 20.0  # unknown model: own
+    # The same scores from a model whose text is normally like ours are still implausible.
+    check.judge(own, [[0.1, 0.4, -0.2, 0.3, 0.0, 1.1, -0.5, 0.2]], ["same|fp"])
+    assert check.judge(own, [other[2]], ["same|fp"]) == [False]
+    # Junk above the ceiling: implausible whatever model sent it, and it moves no baseline.
+    junk = [[300.0, 250.0, 0.1, 0.2]] * 6
+    assert check.judge(own, junk, ["junk|fp"] * 6) == [False] * 6
+    assert check.threshold("junk|fp") == 20.0 and check.models["junk|fp"].n == 12
+    assert check.judge(own, junk, ["sub|fp"] * 6) == [False] * 6
+
+
+def test_only_a_peer_whose_groups_are_mostly_implausible_pays_for_them() -> None:
+    check = Plausibility(GuardConfig())
+    honest = [check.persistent("honest", i % 10 == 3) for i in range(40)]
+    assert not any(honest)  # one odd group in ten: dropped, never charged
+    junk = [check.persistent("junk", True) for _ in range(6)]
+    assert junk == [False, False, False, True, True, True]
+    assert not check.persistent("junk", False)  # a plausible group is never charged
+
+
 @pytest.mark.slow
 def test_junk_and_corrupted_reasoning_are_caught_by_a_real_policy(tmp_path) -> None:
     """A tiny-0.5m with a short warm start writes '<answer>N</answer>'; completions with junk
@@ -75,8 +109,15 @@ def test_junk_and_corrupted_reasoning_are_caught_by_a_real_policy(tmp_path) -> N
     assert len(kept) == 1 and kept[0] is external[0]
     assert node.metrics.counters["dropped:implausible"] == 2
     assert node.peers.get(JUNK.peer_id).dropped == {"implausible": 1}
-    assert node.guard.reputation(JUNK.peer_id, node.runtime.now()) < 1.0
+    # One implausible group is dropped, not held against its sender (honest peers write
+    # odd groups); a peer whose groups keep being implausible pays for each from the 4th.
+    assert node.guard.reputation(JUNK.peer_id, node.runtime.now()) == 1.0
     assert list(node.pool.entries.values()) == [chosen[0]]  # the implausible ones left it
+    for _ in range(4):
+        node.plausibility.persistent(JUNK.peer_id, True)
+    node.admission.drop_later(JUNK.peer_id, "implausible",
+                              charge=node.plausibility.persistent(JUNK.peer_id, True))
+    assert node.guard.reputation(JUNK.peer_id, node.runtime.now()) < 1.0
 
     node.cfg.guard.plausibility = False  # off: everything chosen is kept
     assert len(trio.run(lambda: node._plausible([], chosen, external))[1]) == 3

@@ -9,6 +9,7 @@ from swarmrl.protocol.messages import (
     HardwareSummary,
     PeerCard,
     RolloutGroup,
+    SampledLogprobs,
     SamplerInfo,
     TaskProposal,
     TaskSpec,
@@ -55,14 +56,23 @@ samplers = st.builds(
     top_p=st.floats(0.0, 1.0, exclude_min=True),
     max_new_tokens=st.integers(0, 8192),
 )
-rollout_groups = st.builds(
-    RolloutGroup,
-    task=tasks,
-    completions=st.lists(text, min_size=1, max_size=6),
-    sampler=samplers,
-    claimed_rewards=st.none() | st.lists(st.floats(-1e6, 1e6), max_size=6),
-    round=u53,
-)
+@st.composite
+def rollout_groups(draw: st.DrawFn) -> RolloutGroup:
+    completions = draw(st.lists(text, min_size=1, max_size=6))
+    logprobs = None
+    if draw(st.booleans()):  # the sender's sampling log-probs: sums, and per token or not
+        rows = [draw(st.lists(st.floats(-1e4, 0.0), max_size=5)) for _ in completions]
+        logprobs = SampledLogprobs(
+            sums=[max(-1e7, sum(r)) for r in rows], counts=[len(r) for r in rows],
+            tokens=rows if draw(st.booleans()) else None,
+        )
+    return RolloutGroup(
+        task=draw(tasks), completions=completions, sampler=draw(samplers),
+        claimed_rewards=draw(st.none() | st.lists(st.floats(-1e6, 1e6), max_size=6)),
+        round=draw(u53), logprobs=logprobs,
+    )
+
+
 task_proposals = st.builds(TaskProposal, task=tasks, creator_round=u53, note=short)
 hardware = st.builds(
     HardwareSummary,
@@ -100,7 +110,7 @@ teacher_replies = st.builds(
 )
 
 STRATEGIES = {
-    "rollout_group": rollout_groups,
+    "rollout_group": rollout_groups(),
     "task_proposal": task_proposals,
     "peer_card": peer_cards,
     "teacher_request": teacher_requests,

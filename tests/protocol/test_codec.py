@@ -353,3 +353,23 @@ def test_big_int_params_are_refused_not_made_floats() -> None:
     spec = TaskSpec(family="f", params={"n": 2**53, "x": 2.0, "b": True}, seed=0, index=0)
     assert spec.params == {"n": 2**53, "x": 2.0, "b": True}
     assert [type(v) for v in spec.params.values()] == [int, float, bool]
+
+
+def test_sampled_logprobs_must_line_up_with_the_completions() -> None:
+    """A group's log-probs are one row per completion, counts matching per-token rows, never
+    a probability above 1: anything else is refused like any malformed field."""
+    from pydantic import ValidationError
+
+    from swarmrl.protocol.messages import RolloutGroup, SampledLogprobs, TaskSpec
+
+    task = TaskSpec(family="arith", family_version="1", params={}, seed=1, index=0)
+    good = SampledLogprobs(sums=[-1.5, -0.5], counts=[2, 1], tokens=[[-1.0, -0.5], [-0.5]])
+    RolloutGroup(task=task, completions=["a", "b"], logprobs=good)
+    with pytest.raises(ValidationError, match="one row per completion"):
+        RolloutGroup(task=task, completions=["a"], logprobs=good)
+    with pytest.raises(ValidationError, match="tokens do not match counts"):
+        SampledLogprobs(sums=[-1.5], counts=[3], tokens=[[-1.0, -0.5]])
+    with pytest.raises(ValidationError, match="differ in length"):
+        SampledLogprobs(sums=[-1.5, -1.0], counts=[2])
+    with pytest.raises(ValidationError):
+        SampledLogprobs(sums=[0.5], counts=[1])  # log p > 0: not a probability

@@ -43,6 +43,33 @@ def test_param_counts() -> None:
     counts = {name: param_count(build_tiny_model(name)) for name in TINY_CONFIGS}
     assert 0.5e6 <= counts["tiny-0.5m"] <= 0.6e6
     assert 3.8e6 <= counts["tiny-4m"] <= 4.5e6
+    assert 0.55e6 <= counts["tiny-bpe-0.5m"] <= 0.65e6  # tiny-0.5m with a 512-id vocabulary
+
+
+def test_the_subword_tokenizer_is_deterministic_and_really_subword() -> None:
+    """Built from a fixed corpus, so every node builds the same ids (same fingerprint), and
+    unlike the byte tokenizer it merges: numbers and words become few tokens."""
+    from swarmrl.training import tiny
+
+    bpe = build_tiny_tokenizer("tiny-bpe-0.5m")
+    first = tokenizer_fingerprint(bpe)
+    tiny._bpe_json.cache_clear()  # train it again from scratch
+    assert tokenizer_fingerprint(build_tiny_tokenizer("tiny-bpe-0.5m")) == first != (
+        tokenizer_fingerprint(TOK))
+    assert len(bpe) == tiny.BPE_VOCAB_SIZE and bpe.padding_side == "left"
+    text = "Q: 68 - 32 =\nA: <answer>36</answer>"
+    ids = bpe.encode(text, add_special_tokens=False)
+    assert bpe.decode(ids) == text and len(ids) <= len(text.encode()) // 2
+    config = tiny.tiny_config("tiny-bpe-0.5m")
+    assert (config.vocab_size, config.eos_token_id, config.pad_token_id) == (
+        len(bpe), bpe.eos_token_id, bpe.pad_token_id)
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.text())
+def test_the_subword_tokenizer_round_trips_any_text(text: str) -> None:
+    bpe = build_tiny_tokenizer("tiny-bpe-0.5m")
+    assert bpe.decode(bpe.encode(text, add_special_tokens=False)) == text
 
 
 def test_build_is_deterministic_and_leaves_global_rng_alone() -> None:

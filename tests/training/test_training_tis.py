@@ -124,3 +124,35 @@ def test_brain_measures_the_samplers_mismatch() -> None:
     bf16 = _own_step(_brain("lean-bf16"))  # a bf16 sampler against the fp32 trainer
     assert bf16["mismatch_kl"] > 10 * max(exact["mismatch_kl"], 1e-9)
     assert bf16["tis_weight_mean"] != pytest.approx(1, abs=1e-6)
+
+
+def _sender_step(senders: list, cap: float) -> tuple[float, dict]:
+    """One step on the same group from the same init, its completions claimed by a peer."""
+    learner = Learner(random_policy(), GRPOConfig(autocast="off"), sender_cap=cap)
+    stats = learner.train_step([Group(PROMPT, COMPS, REWARDS, sender_logprobs=senders)])
+    return stats.grad_norm, stats.tis
+
+
+def test_swarm_samples_are_weighed_by_their_senders_claims() -> None:
+    """Per token when our ids match the sender's, else the whole text's ratio normalised by our
+    token count (GSPO); capped at 1, so a claim can only lower its own sample's weight."""
+    policy = random_policy()
+    with torch.no_grad():
+        logp, _ = policy.token_logprobs([PROMPT] * 4, COMPS)
+    ours = [logp[i, : len(c)].tolist() for i, c in enumerate(COMPS)]
+    base, st = _sender_step([None] * 4, cap=1.0)
+    assert st == {}
+    # the sender found every token twice as likely as we do: weight 1/2 per token
+    half = [[x + math.log(2) for x in row] for row in ours]
+    norm, st = _sender_step(half, cap=1.0)
+    assert norm == pytest.approx(base / 2, rel=1e-4)
+    assert st["sender_tis_weight_mean"] == pytest.approx(0.5, rel=1e-5)
+    # the same as sums over the text (another tokenizer): the same per-token weight
+    sums = [sum(row) + len(row) * math.log(2) for row in ours]
+    assert _sender_step(sums, cap=1.0)[0] == pytest.approx(base / 2, rel=1e-4)
+    # a forged claim of a tiny probability: the weight stops at the cap of 1
+    forged, st = _sender_step([-1e4] * 4, cap=1.0)
+    assert forged == pytest.approx(base, rel=1e-4) and st["sender_tis_capped_frac"] == 1.0
+    # rows whose length is not our token count are left unweighted; cap 0 turns it off
+    assert _sender_step([[-0.1]] * 4, cap=1.0) == (pytest.approx(base, rel=1e-5), {})
+    assert _sender_step(half, cap=0.0) == (pytest.approx(base, rel=1e-5), {})
