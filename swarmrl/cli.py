@@ -273,6 +273,7 @@ def sim(
     _setup_logging(verbose)
     from swarmrl.config import ConfigError, load_toml
     from swarmrl.simulator import run_with_progress
+    from swarmrl.simulator.report import sharing_line
     from swarmrl.simulator.scenario import load_scenario
 
     try:
@@ -299,6 +300,8 @@ def sim(
             f"swarm reward {sw['reward_first']:.3f} -> {sw['reward_last']:.3f} over "
             f"{sc.steps} steps x {sw['nodes']} nodes in {time.time() - t0:.0f} s"
         )
+        if line := sharing_line(summary["nodes"]):
+            typer.echo(line)
         typer.echo(f"report: {out / 'report.md'}")
         if served and serve_after:
             _serve_until_interrupted(served[0])
@@ -357,13 +360,26 @@ def sim_experiment(
     seeds: Annotated[int, typer.Option(help="Seeds per configuration.")] = 3,
     steps: Annotated[int | None, typer.Option(help="Steps per node.")] = None,
     scenario: Annotated[Path | None, typer.Option(help="Base scenario TOML.")] = None,
+    preset: Annotated[
+        str | None,
+        typer.Option(help="sapo only: the swarm to run, 'paper' (default) or 'skills' "
+                     "(swarmrl/simulator/scenarios/sapo_*.toml)."),
+    ] = None,
 ) -> None:
     """Run a named experiment (same seeds and task sequences across its arms) and tabulate it."""
-    from swarmrl.simulator.experiments import EXPERIMENTS
+    from swarmrl.simulator.experiments import EXPERIMENTS, SAPO_PRESETS
 
     if name not in EXPERIMENTS:
         fail(f"unknown experiment {name!r}; known: {', '.join(sorted(EXPERIMENTS))}")
-    table = EXPERIMENTS[name](out=out, seeds=seeds, steps=steps, scenario=scenario, console=console)
+    kwargs = {}
+    if preset is not None:
+        if name != "sapo" or scenario is not None:
+            fail("--preset: only for 'sapo', and not with --scenario (a preset is a scenario)")
+        if preset not in SAPO_PRESETS:
+            fail(f"--preset: unknown sapo preset {preset!r}; known: {', '.join(SAPO_PRESETS)}")
+        kwargs["preset"] = preset
+    table = EXPERIMENTS[name](out=out, seeds=seeds, steps=steps, scenario=scenario,
+                              console=console, **kwargs)
     typer.echo(table)
 
 

@@ -292,6 +292,13 @@ class SAPOConfig(_Section):
         "forged log-prob can only lower its own sample's weight. 0 = off (ratio 1 against our "
         "own policy, as genrl does).",
     )
+    align: bool = Field(
+        default=False,
+        description="Take the gradient of this node's own groups and of the swarm's apart; where "
+        "they conflict, remove from the swarm's its component against ours (PCGrad), so to first "
+        "order the swarm's groups never undo what the node's own teach. One more backward pass "
+        "per step; logs align_cos.",
+    )
 
 
 class EvalConfig(_Section):
@@ -561,11 +568,11 @@ class GuardConfig(_Section):
     plausibility_max_nats: float = Field(
         default=100.0,
         gt=0.0,
-        description="... while a sender model's own baseline (the running mean of its "
-        "completions' scores plus plausibility_sigmas deviations) may loosen the threshold for "
-        "its text, up to this many nats and no further: honest peers with other models or "
-        "skills score up to ~70 on tiny models, junk around right answers 180-600 "
-        "(docs/security.md).",
+        description="... while a sender's own baseline (the running mean of its "
+        "completions' scores plus plausibility_sigmas deviations, per peer and model it claims) "
+        "may loosen the threshold for its text, up to this many nats and no further: honest "
+        "peers with other models or skills score up to ~70 on tiny models, junk around right "
+        "answers 180-600 (docs/architecture.md).",
     )
     plausibility_group_share: float = Field(
         default=0.25,

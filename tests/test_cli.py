@@ -13,6 +13,8 @@ from typer.testing import CliRunner
 
 from swarmrl.cli import app
 from swarmrl.node.metrics import read_metrics
+from swarmrl.simulator.experiments import SAPO_PRESETS, sapo_scenario_path
+from swarmrl.simulator.scenario import load_scenario
 
 torch.set_num_threads(1)
 
@@ -201,6 +203,18 @@ def test_an_unknown_experiment_is_one_line_listing_the_known_ones() -> None:
     assert "unknown experiment 'nope'" in line and "\n" not in line
     for name in ("distill", "guard", "sapo", "selfplay"):
         assert name in line
+
+
+def test_a_bad_preset_is_one_line() -> None:
+    for args, says in (
+        (["sim", "experiment", "sapo", "--preset", "nope"], "unknown sapo preset 'nope'"),
+        (["sim", "experiment", "guard", "--preset", "skills"], "only for 'sapo'"),
+    ):
+        result = runner.invoke(app, args)
+        assert result.exit_code == 2 and says in result.stderr, result.output
+        assert len(error_lines(result)) == 1
+    for name in SAPO_PRESETS:  # every preset is a valid scenario
+        assert load_scenario(sapo_scenario_path(name)).nodes
 
 
 def test_config_show_takes_the_file_as_an_argument_or_an_option(tmp_path: Path) -> None:

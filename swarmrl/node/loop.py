@@ -24,7 +24,7 @@ from swarmrl.node.guard import Guard
 from swarmrl.node.inbox import ControlInbox
 from swarmrl.node.metrics import Metrics
 from swarmrl.node.peers import PeerTable
-from swarmrl.node.plausibility import Plausibility, model_key
+from swarmrl.node.plausibility import Plausibility, sender_key
 from swarmrl.node.runtime import Runtime
 from swarmrl.node.student import DistillClient
 from swarmrl.node.teacher import TeacherService
@@ -270,8 +270,8 @@ class Node:
             # a forward pass over the completions: about one token per byte of text
             lambda out: sum(len(c.text) for g in own + external for c in g.completions),
         )
-        models = [model_key(e.group.sampler.model_id, e.group.sampler.tokenizer_fingerprint)
-                  for e in chosen]
+        models = [sender_key(e.sender, e.group.sampler.model_id,
+                             e.group.sampler.tokenizer_fingerprint) for e in chosen]
         verdicts = self.plausibility.judge(scores[: len(own)], scores[len(own):], models)
         kept: list[tuple[PoolEntry, ScoredGroup]] = []
         for entry, group, ok in zip(chosen, external, verdicts, strict=True):

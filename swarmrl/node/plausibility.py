@@ -12,15 +12,15 @@ separates junk from honest answers poorly on tiny models: docs/benchmarks.md.)
 What is normal depends on who wrote the text. A peer with another model, another tokenizer
 or other skills writes honest text this policy finds surprising (a node that never learned
 subtraction is surprised by right answers to it), so one threshold for every sender silenced
-honest peers. The threshold is per sender model (its model id and tokenizer fingerprint, as
-the group says): the running mean of that model's completions' scores plus
+honest peers. The threshold is per sender (its peer id with the model id and tokenizer
+fingerprint its group claims): the running mean of that sender's completions' scores plus
 ``plausibility_sigmas`` standard deviations, never below this node's own threshold (its own
 samples' running mean plus as many deviations, at least ``plausibility_excess_nats``) and never
 above ``plausibility_max_nats``, so no sender, whatever model it claims, can make junk of more
 surprise than that plausible. A group with at least ``plausibility_group_share`` implausible
 completions is dropped. The node's own reference completions are scored in the same pass as
-the external ones; a sender model's first group is judged by this node's own threshold (the
-model has no baseline yet). Brains without a language model (the simulator's stub) have no
+the external ones; a sender's first group starts its baseline, so in effect only the
+ceiling judges it. Brains without a language model (the simulator's stub) have no
 ``plausibility`` method: the check is then skipped.
 
 A dropped group costs its sender reputation only when most of what that peer sends is
@@ -59,8 +59,8 @@ class _Running:
             self.n += 1
 
 
-MAX_MODELS = 256
-"""Sender models with a baseline (oldest forgotten first): model ids are free to claim."""
+MAX_MODELS = 4096
+"""Senders with a baseline (least recently judged forgotten first): peer ids are free to mint."""
 MAX_PEERS = 4096
 
 
@@ -93,10 +93,20 @@ class Plausibility:
         models: list[str] | None = None,
     ) -> list[bool]:
         """Learn from this step's own scores, say which external groups are plausible (each
-        against its sender model's baseline so far), then learn each model's scores.
-        ``models``: each external group's sender model key (:func:`model_key`)."""
+        against its sender's baseline so far; a new sender's starts from its first group),
+        then learn each sender's scores.
+        ``models``: each external group's sender key (:func:`sender_key`)."""
         self.own.update([x for group in own for x in group])
         keys = models or [""] * len(external)
+        ceiling = self.cfg.plausibility_max_nats
+        seeds = []
+        for key, group in zip(keys, external, strict=True):
+            # A sender's first group starts its baseline, so in effect only the ceiling judges it.
+            base = self.models.get(key)
+            seeds.append(base is None or base.n < self.cfg.plausibility_min_samples)
+            if seeds[-1]:
+                _bounded_get(self.models, key, MAX_MODELS).update(
+                    [x for x in group if x <= ceiling])
         verdicts = [True] * len(external)
         if self.threshold() is not None:
             share = self.cfg.plausibility_group_share
@@ -105,10 +115,11 @@ class Plausibility:
                 assert high is not None
                 bad = sum(not (math.isfinite(x) and x <= high) for x in group)
                 verdicts[i] = bad < share * len(group)
-        ceiling = self.cfg.plausibility_max_nats
-        for key, group in zip(keys, external, strict=True):
+        for key, group, seeded in zip(keys, external, seeds, strict=True):
             # What is above the ceiling is never normal for anyone: it does not move a baseline.
-            _bounded_get(self.models, key, MAX_MODELS).update([x for x in group if x <= ceiling])
+            if not seeded:
+                _bounded_get(self.models, key, MAX_MODELS).update(
+                    [x for x in group if x <= ceiling])
         return verdicts
 
     def persistent(self, peer: str, implausible: bool) -> bool:
@@ -135,6 +146,8 @@ def _bounded_get(table: OrderedDict[str, _Running], key: str, cap: int) -> _Runn
     return r
 
 
-def model_key(sampler_model: str, fingerprint: str) -> str:
-    """What a sender model is known by here: the model id and tokenizer its group claims."""
-    return f"{sampler_model}|{fingerprint}"
+def sender_key(peer: str, sampler_model: str, fingerprint: str) -> str:
+    """Whose normal a group is judged against: its sender, with the model id and tokenizer its
+    group claims (peers of one model can differ in skills, so not the model alone; a peer that
+    changes models starts a new baseline)."""
+    return f"{peer}|{sampler_model}|{fingerprint}"

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import statistics
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -33,15 +34,29 @@ SAPO_ARMS: list[tuple[str, int, int, str]] = [
 PAPER = {"8/0": 561.79, "6/2": 854.43, "4/4": 1093.31, "2/6": 945.87}
 
 
-def sapo_scenario_path() -> Path:
-    return Path(__file__).parent / "scenarios" / "sapo.toml"
+SAPO_PRESETS = {
+    "paper": "sapo.toml",  # identical nodes, each with its own recurring pool (the paper's setup)
+    "skills": "sapo_skills.toml",  # nodes start good at different operators; union evaluated
+    "models": "sapo_models.toml",  # tiny-0.5m, tiny-4m and a subword-tokenizer model together
+    "shared": "sapo_shared.toml",  # identical nodes, one task distribution, fresh problems
+}
+"""Swarms of ``swarmrl sim experiment sapo --preset NAME``; each file says what it models."""
 
 
-def _arm(base: Scenario, seed: int, local: int, external: int, rule: str) -> Scenario:
+def sapo_scenario_path(preset: str = "paper") -> Path:
+    if preset not in SAPO_PRESETS:
+        raise ValueError(f"unknown sapo preset {preset!r}; known: {', '.join(SAPO_PRESETS)}")
+    return Path(__file__).parent / "scenarios" / SAPO_PRESETS[preset]
+
+
+def _arm(
+    base: Scenario, seed: int, local: int, external: int, rule: str,
+    sapo_extra: dict[str, Any] | None = None,
+) -> Scenario:
     data = copy.deepcopy(base.model_dump())
     data["seed"] = seed
     sapo = data["defaults"].setdefault("sapo", {})
-    sapo.update(local=local, external=external, sampling=rule)
+    sapo.update(local=local, external=external, sampling=rule, **(sapo_extra or {}))
     for node in data["nodes"]:  # an arm's I/J applies to every node
         node["config"].pop("sapo", None)
     return load_scenario(data=data)
@@ -53,36 +68,25 @@ def run_sapo(
     steps: int | None = None,
     scenario: Path | None = None,
     console: Console | None = None,
-    arms: list[tuple[str, int, int, str]] | None = None,
+    arms: list[tuple] | None = None,
+    preset: str = "paper",
 ) -> str:
     """Run every arm over ``seeds`` seeds; write results.json, curves.png and table.md."""
-    base = load_scenario(scenario or sapo_scenario_path())
+    base = load_scenario(scenario or sapo_scenario_path(preset))
     if steps is not None:
         base.steps = steps
     arms = arms or SAPO_ARMS
     results: dict[str, list[dict[str, Any]]] = {name: [] for name, *_ in arms}
     out.mkdir(parents=True, exist_ok=True)
     for seed in range(seeds):
-        for name, local, external, rule in arms:
-            sc = _arm(base, seed, local, external, rule)
+        for name, local, external, rule, *extra in arms:
+            sc = _arm(base, seed, local, external, rule, *extra)
             label = f"{name} seed {seed}"
             if console:
                 console.print(f"[bold]sapo[/] {label} ...")
+            t0 = time.perf_counter()
             res = run_scenario(sc, None)
-            rows = node_rows(res)
-            curves = [[r["reward"] for r in rs] for rs in rows.values()]
-            results[name].append(
-                {
-                    "seed": seed,
-                    "cumulative": statistics.fmean(sum(c) for c in curves),
-                    "curve": [
-                        statistics.fmean(c[i] for c in curves) for i in range(min(map(len, curves)))
-                    ],
-                    "signal": statistics.fmean(
-                        r["groups_with_signal"] for rs in rows.values() for r in rs
-                    ),
-                }
-            )
+            results[name].append(sapo_summary(node_rows(res), seed, time.perf_counter() - t0))
             write_json_atomic(out / "results.json", results)
     table = sapo_table(results, base)
     (out / "table.md").write_text(table + "\n")
@@ -90,25 +94,82 @@ def run_sapo(
     return table
 
 
+def sapo_summary(rows: dict[str, list[dict[str, Any]]], seed: int, wall_s: float) -> dict[str, Any]:
+    """One arm's run: the paper's cumulative reward, held-out accuracy (start and end, when the
+    scenario evaluates), reward per generated token, wall seconds."""
+    curves = [[r["reward"] for r in rs] for rs in rows.values()]
+    tokens = [sum(r["completion_tokens"] for r in rs) for rs in rows.values()]
+    out: dict[str, Any] = {
+        "seed": seed,
+        "cumulative": statistics.fmean(sum(c) for c in curves),
+        "curve": [statistics.fmean(c[i] for c in curves) for i in range(min(map(len, curves)))],
+        "signal": statistics.fmean(r["groups_with_signal"] for rs in rows.values() for r in rs),
+        # reward summed over steps per 1,000 completion tokens the node generated itself
+        "reward_per_ktok": statistics.fmean(
+            1000 * sum(c) / max(1, t) for c, t in zip(curves, tokens, strict=True)
+        ),
+        "wall_s": round(wall_s, 1),
+    }
+    for kind in ("greedy", "sampled"):
+        start = [rs[0].get(f"heldout_{kind}_start") for rs in rows.values() if rs]
+        evals = [[r[f"heldout_{kind}"] for r in rs if f"heldout_{kind}" in r]
+                 for rs in rows.values()]
+        if all(x is not None for x in start) and start:
+            out[f"heldout_{kind}_start"] = statistics.fmean(start)
+        if evals and all(evals):
+            out[f"heldout_{kind}"] = statistics.fmean(e[-1] for e in evals)
+            n = min(map(len, evals))
+            out[f"heldout_{kind}_curve"] = [statistics.fmean(e[i] for e in evals)
+                                            for i in range(n)]
+    return out
+
+
 def sapo_table(results: dict[str, list[dict[str, Any]]], base: Scenario) -> str:
-    silo = [r["cumulative"] for r in results.get("8/0", [])]
+    """Per arm, mean ± sd over seeds; ratios to the silo (8/0) are taken per seed."""
+    silo = results.get("8/0", [])
+    heldout = any("heldout_greedy" in r for runs in results.values() for r in runs)
+    head = "| I/J | cumulative reward | ratio to 8/0 "
+    rule = "|---|---|---"
+    if heldout:
+        head += "| held-out greedy (start -> end) | ratio to 8/0 | held-out sampled (end) "
+        rule += "|---|---|---"
+    head += "| groups with signal / step | reward per 1k own tokens | wall s | paper |"
+    rule += "|---|---|---|---|"
     lines = [
         f"SAPO experiment: {sum(n.count for n in base.nodes)} nodes, {base.steps} steps, "
-        f"{len(silo)} seeds (scenario {base.name})",
+        f"{len(silo)} seeds (scenario {base.name}); mean ± sd over seeds",
         "",
-        "| I/J | cumulative reward (mean ± sd over seeds) | ratio to 8/0 (per seed: mean ± sd) "
-        "| groups with signal / step | paper |",
-        "|---|---|---|---|---|",
+        head,
+        rule,
     ]
     for name, runs in results.items():
-        cums = [r["cumulative"] for r in runs]
-        ratios = [c / s for c, s in zip(cums, silo, strict=False) if s > 0]
-        lines.append(
-            f"| {name} | {statistics.fmean(cums):.2f} ± {_sd(cums):.2f} | "
-            f"{statistics.fmean(ratios):.3f} ± {_sd(ratios):.3f} | "
-            f"{statistics.fmean(r['signal'] for r in runs):.2f} | {PAPER.get(name, '-')} |"
-        )
+        row = f"| {name} | {_ms(runs, 'cumulative', 2)} | {_ratio(runs, silo, 'cumulative')} "
+        if heldout:
+            start = statistics.fmean(r.get("heldout_greedy_start", float("nan")) for r in runs)
+            row += (f"| {start:.3f} -> {_ms(runs, 'heldout_greedy')} "
+                    f"| {_ratio(runs, silo, 'heldout_greedy')} | {_ms(runs, 'heldout_sampled')} ")
+        row += (f"| {_ms(runs, 'signal', 2)} | {_ms(runs, 'reward_per_ktok', 3)} "
+                f"| {statistics.fmean(r.get('wall_s', 0.0) for r in runs):.0f} "
+                f"| {PAPER.get(name, '-')} |")
+        lines.append(row)
     return "\n".join(lines)
+
+
+def _ms(runs: list[dict[str, Any]], key: str, digits: int = 3) -> str:
+    xs = [r[key] for r in runs if key in r]
+    if not xs:
+        return "-"
+    return f"{statistics.fmean(xs):.{digits}f} ± {_sd(xs):.{digits}f}"
+
+
+def _ratio(runs: list[dict[str, Any]], silo: list[dict[str, Any]], key: str) -> str:
+    """Mean ± sd over seeds of this arm's figure over the silo's, seed by seed."""
+    by_seed = {r["seed"]: r.get(key) for r in silo}
+    ratios = [r[key] / by_seed[r["seed"]] for r in runs
+              if r.get(key) is not None and by_seed.get(r["seed"])]
+    if not ratios:
+        return "-"
+    return f"{statistics.fmean(ratios):.3f} ± {_sd(ratios):.3f}"
 
 
 def _sd(xs: list[float]) -> float:

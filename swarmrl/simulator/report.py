@@ -49,6 +49,9 @@ def summarize(result: SimResult, wall_seconds: float) -> dict[str, Any]:
                 "speed": sn.spec.speed,
                 "local": sn.cfg.sapo.local,
                 "external": sn.cfg.sapo.external,
+                # neither takes from the swarm nor gives to it: the silo a report compares with
+                "alone": sn.cfg.sapo.external == 0 and not sn.cfg.sapo.publish,
+                "heldout_greedy": _last(r, "heldout_greedy"),
                 "steps": len(r),
                 "reward_first": _mean(rewards[:k]),
                 "reward_last": _mean(rewards[-k:]),
@@ -74,6 +77,32 @@ def summarize(result: SimResult, wall_seconds: float) -> dict[str, Any]:
         },
         "events": result.events,
     }
+
+
+def _last(rows: list[dict[str, Any]], key: str) -> float | None:
+    return next((r[key] for r in reversed(rows) if key in r), None)
+
+
+def sharing_line(nodes: list[dict[str, Any]]) -> str | None:
+    """What sharing bought in this run: the members beside the nodes that train alone, or
+    None when the scenario has no node alone (or no member)."""
+    alone = [n for n in nodes if n["alone"]]
+    members = [n for n in nodes if not n["alone"] and n["external"] > 0]
+    if not alone or not members:
+        return None
+
+    def fig(ns: list[dict[str, Any]]) -> str:
+        text = (f"reward {_mean([n['reward_first'] for n in ns]):.3f} -> "
+                f"{_mean([n['reward_last'] for n in ns]):.3f}, cumulative "
+                f"{_mean([n['cumulative_reward'] for n in ns]):.2f}")
+        held = [n["heldout_greedy"] for n in ns if n["heldout_greedy"] is not None]
+        return text + (f", held-out greedy {_mean(held):.3f}" if held else "")
+
+    ratio = _mean([n["cumulative_reward"] for n in members]) / max(
+        1e-9, _mean([n["cumulative_reward"] for n in alone]))
+    return (f"What sharing bought: the {len(members)} nodes that share ({fig(members)}) beside "
+            f"{len(alone)} training alone on the same kind of tasks ({fig(alone)}): "
+            f"cumulative reward {ratio:.2f}x.")
 
 
 def write_json_atomic(path: Path, obj: Any) -> None:
@@ -153,6 +182,7 @@ def write_report(result: SimResult, out_dir: Path, wall_seconds: float) -> dict[
         f"(first vs last steps); cumulative reward per node {sw['cumulative_reward']:.2f}; "
         f"groups with signal per step {sw['groups_with_signal']:.2f}.",
         "",
+        *([line, ""] if (line := sharing_line(summary["nodes"])) else []),
         "![swarm reward](reward_swarm.png)",
         "",
         "![reward per node](reward_per_node.png)",

@@ -51,6 +51,7 @@ class Group:
     # Swarm text: the sender's claimed sampling log-probs, per token of our ids or one sum
     # over the text (None where it gave none): importance weights capped at sender_cap.
     sender_logprobs: list[list[float] | float | None] | None = None
+    local: bool = True  # this node's own samples (vs. the swarm's): what sapo.align protects
 
 
 @dataclass
@@ -64,6 +65,7 @@ class _Row:
     taught: tuple[list[float], float, float] | None  # a teacher's log-probs, coefficient, clip
     sampled: list[float] | None  # our sampler's raw log-probs (TIS)
     sender: list[float] | float | None  # a peer's claimed log-probs (per token, or a sum)
+    local: bool = True  # sampled by this node (vs. taken from the swarm)
 
 
 @dataclass
@@ -102,16 +104,17 @@ class Learner:
 
     def __init__(
         self, policy: Policy, cfg: GRPOConfig | NodeConfig, max_new_tokens: int | None = None,
-        sender_cap: float = 0.0,
+        sender_cap: float = 0.0, align: bool = False,
     ) -> None:
         if isinstance(cfg, NodeConfig):
             max_new_tokens = max_new_tokens or cfg.generation.max_new_tokens
-            sender_cap = cfg.sapo.importance_cap
+            sender_cap, align = cfg.sapo.importance_cap, cfg.sapo.align
             cfg = cfg.grpo
         self.policy = policy
         self.cfg = cfg
         self.max_new_tokens = max_new_tokens
         self.sender_cap = sender_cap
+        self.align = align
         self.optimizer = make_adamw(policy.model.parameters(), cfg)
         p = next(policy.model.parameters())
         self.autocast = use_autocast(cfg.autocast, p.device, p.dtype)
@@ -161,7 +164,13 @@ class Learner:
                 logp, old, token_adv, mask, self.cfg, ref, max_tokens, token_weights=weights
             )
             self.optimizer.zero_grad(set_to_none=True)
-            loss.backward()
+            local = torch.tensor([float(r.local) for r in rows], device=device)
+            if self.align and 0 < float(local.sum()) < len(rows):
+                stats.tis["align_cos"] = self._aligned_backward(
+                    logp, old, token_adv, mask, ref, max_tokens, weights, local
+                )
+            else:
+                loss.backward()
             grad_norm = torch.nn.utils.clip_grad_norm_(
                 self.policy.model.parameters(), self.cfg.max_grad_norm
             )
@@ -203,7 +212,7 @@ class Learner:
                 lp = lp if lp is not None and len(lp) == len(comp) else None
                 if isinstance(sender, list) and len(sender) != len(comp):
                     sender = None  # our ids of the text differ from the sender's: no per-token
-                rows.append(_Row(g.prompt_ids, comp, a * weight, keep, row, lp, sender))
+                rows.append(_Row(g.prompt_ids, comp, a * weight, keep, row, lp, sender, g.local))
         return rows
 
     def _importance_weights(
@@ -228,6 +237,34 @@ class Learner:
             weights = sender_w if weights is None else weights * sender_w
             stats.update({f"sender_{k}": v for k, v in sender_stats.items()})
         return weights, stats
+
+    def _aligned_backward(
+        self, logp: torch.Tensor, old: torch.Tensor | None, adv: torch.Tensor,
+        mask: torch.Tensor, ref: torch.Tensor | None, max_tokens: int,
+        weights: torch.Tensor | None, local: torch.Tensor,
+    ) -> float:
+        """Gradients of this node's own rows and of the swarm's, apart; where they conflict
+        the swarm's loses its component along ours (PCGrad, Yu et al. 2020), so to first order
+        the swarm's groups never undo what the node's own teach. Returns their cosine."""
+        total = mask.sum().clamp(min=1)
+        parts = []
+        for sel in (local, 1.0 - local):
+            m = mask * sel[:, None]
+            part, _ = grpo_loss(logp, old, adv, m, self.cfg, ref, max_tokens, token_weights=weights)
+            if self.cfg.loss_type == "dapo":  # a token mean: each part over the batch's tokens
+                part = part * (m.sum() / total)
+            parts.append(part)
+        params = [p for p in self.policy.model.parameters() if p.requires_grad]
+        ours = _grads(parts[0], params, retain=True)
+        swarm = _grads(parts[1], params, retain=False)
+        dot = sum(float((a * b).sum()) for a, b in zip(ours, swarm, strict=True))
+        n_ours = sum(float((a * a).sum()) for a in ours)
+        n_swarm = sum(float((b * b).sum()) for b in swarm)
+        if dot < 0 and n_ours > 0:
+            swarm = [b - (dot / n_ours) * a for a, b in zip(ours, swarm, strict=True)]
+        for p, a, b in zip(params, ours, swarm, strict=True):
+            p.grad = a + b
+        return dot / max(1e-12, (n_ours * n_swarm) ** 0.5)
 
     @torch.no_grad()
     def _reference_logprobs(self, prompts: list, comps: list) -> tuple:
@@ -255,6 +292,11 @@ class Learner:
         for g, (fused, foreach) in zip(self.optimizer.param_groups, flags, strict=True):
             g["fused"], g["foreach"] = fused, foreach
         return state
+
+
+def _grads(loss: torch.Tensor, params: list[torch.Tensor], retain: bool) -> list[torch.Tensor]:
+    out = torch.autograd.grad(loss, params, retain_graph=retain, allow_unused=True)
+    return [torch.zeros_like(p) if g is None else g for g, p in zip(out, params, strict=True)]
 
 
 def sender_logprob_table(

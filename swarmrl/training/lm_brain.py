@@ -125,6 +125,7 @@ class LMBrain:
             g.teacher,
             _sampler_logprobs(g),
             _sender_logprobs(g),
+            g.local,
         )
 
     def prompt_style(self, requested: str) -> str:

@@ -35,18 +35,18 @@ def test_judge_learns_the_nodes_own_scores_before_it_judges() -> None:
     assert lenient.judge(own, external) == [True, True, False, True]
 
 
-def test_each_sender_model_is_judged_against_its_own_normal() -> None:
+def test_each_sender_is_judged_against_its_own_normal() -> None:
     """A peer with other skills or another model writes honest text this policy finds
-    surprising (25-45 nats here) where its own samples score ~0: after that model's first
-    group it is judged against its own baseline, never past the ceiling junk scores above."""
+    surprising (25-45 nats here) where its own samples score ~0: it is judged against its own
+    baseline (its first group starts it), never past the ceiling junk scores above."""
     cfg = GuardConfig(plausibility_min_samples=8, plausibility_excess_nats=20.0,
                       plausibility_group_share=0.25, plausibility_max_nats=100.0)
     check = Plausibility(cfg)
     own = [[0.5, -0.3, 1.2, 0.1, 2.0, -1.0, 0.4, 0.0]]
     other = [[25.0, 31.0, 12.0, 40.0, 3.0, 18.0, 33.0, 9.0], [28.0, 35.0, 22.0, 44.0],
              [30.0, 26.0, 38.0, 21.0]]
-    first = check.judge(own, [other[0]], ["sub|fp"])
-    assert first == [False]  # no baseline yet: this node's own threshold (20 nats)
+    # a sender's first group starts its baseline: 3 of 8 over 20 nats, yet plausible
+    assert check.judge(own, [other[0]], ["sub|fp"]) == [True]
     assert check.judge(own, other[1:], ["sub|fp", "sub|fp"]) == [True, True]
     assert 44.0 < check.threshold("sub|fp") <= 100.0
     assert check.threshold("tiny|fp") == check.threshold() == 20.0  # unknown model: own

@@ -7,11 +7,11 @@ import time
 from pathlib import Path
 
 import pytest
-from _sim_helpers import LM_MODEL, oracle_brain, scenario
+from _sim_helpers import DEFAULTS, LM_MODEL, oracle_brain, scenario
 
 from swarmrl.node.metrics import read_metrics
 from swarmrl.simulator import run_scenario
-from swarmrl.simulator.report import write_report
+from swarmrl.simulator.report import sharing_line, write_report
 
 
 @pytest.mark.slow
@@ -53,3 +53,27 @@ def test_three_lm_nodes_exchange_rollouts_and_train(tmp_path: Path) -> None:
     assert all(name in report for name in names)
     for png in ("reward_swarm.png", "reward_per_node.png"):
         assert (tmp_path / png).read_bytes().startswith(b"\x89PNG")
+
+
+@pytest.mark.slow
+def test_the_report_puts_the_sharing_nodes_beside_one_that_trains_alone(tmp_path: Path) -> None:
+    alone = {**LM_MODEL, "sapo": {"local": 4, "external": 0, "publish": False}}
+    sc = scenario(
+        [{"name": "lm", "count": 2, "brain": "lm", "config": LM_MODEL},
+         {"name": "alone", "brain": "lm", "config": alone}],
+        steps=3, defaults={**DEFAULTS, "eval": {"every": 3, "problems": 4, "samples": 0}},
+    )
+    result = run_scenario(sc, tmp_path, brain_factory=oracle_brain)
+    summary = write_report(result, tmp_path, 1.0)
+    by_name = {n["name"]: n for n in summary["nodes"]}
+    assert [by_name[n]["alone"] for n in ("lm-0", "lm-1", "alone")] == [False, False, True]
+    assert by_name["alone"]["external_groups_used"] == 0
+    loner = next(sn.node.peer_id for sn in result.nodes if sn.cfg.name == "alone")
+    for sn in result.nodes:  # it gave nothing to the swarm either
+        info = sn.node.peers.get(loner)
+        assert info is None or info.admitted == 0
+    assert all(0.0 <= n["heldout_greedy"] <= 1.0 for n in summary["nodes"])
+    line = sharing_line(summary["nodes"])
+    assert line is not None and "the 2 nodes that share" in line and "1 training alone" in line
+    assert line in (tmp_path / "report.md").read_text()
+    assert sharing_line([n for n in summary["nodes"] if not n["alone"]]) is None

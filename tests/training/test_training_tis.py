@@ -156,3 +156,32 @@ def test_swarm_samples_are_weighed_by_their_senders_claims() -> None:
     # rows whose length is not our token count are left unweighted; cap 0 turns it off
     assert _sender_step([[-0.1]] * 4, cap=1.0) == (pytest.approx(base, rel=1e-5), {})
     assert _sender_step(half, cap=0.0) == (pytest.approx(base, rel=1e-5), {})
+
+
+def test_align_keeps_the_swarm_from_undoing_the_nodes_own_groups() -> None:
+    """A swarm group that teaches exactly the opposite of the node's own: summed, the two
+    cancel and nothing is learned; with sapo.align the swarm's gradient loses its component
+    against ours, and the step is the one the node's own group alone would take."""
+    mine = Group(PROMPT, COMPS, REWARDS)
+    theirs = Group(PROMPT, COMPS, [1.0 - r for r in REWARDS], local=False)
+
+    def step(groups: list[Group], align: bool) -> tuple[torch.Tensor, float, dict]:
+        policy = random_policy()
+        before = torch.cat([p.detach().flatten().clone() for p in policy.model.parameters()])
+        learner = Learner(policy, GRPOConfig(autocast="off"), align=align)
+        stats = learner.train_step(groups)
+        after = torch.cat([p.detach().flatten() for p in policy.model.parameters()])
+        return after - before, stats.grad_norm, stats.tis
+
+    alone, norm_alone, _ = step([mine], align=False)
+    _, norm_cancelled, _ = step([mine, theirs], align=False)
+    aligned, norm_aligned, st = step([mine, theirs], align=True)
+    assert norm_cancelled < 1e-4 * norm_alone  # summed, the two groups teach nothing
+    assert st["align_cos"] == pytest.approx(-1.0, abs=1e-4)
+    # our own group's gradient, over a batch of twice the tokens: half its norm alone
+    assert norm_aligned == pytest.approx(norm_alone / 2, rel=1e-4)
+    assert torch.allclose(aligned, alone, atol=1e-6)  # Adam's first step: the gradient's sign
+    # groups that agree are left alone: the cosine is logged and nothing is projected
+    _, norm_agree, st = step([mine, Group(PROMPT, COMPS, REWARDS, local=False)], align=True)
+    assert st["align_cos"] == pytest.approx(1.0, abs=1e-4)
+    assert norm_agree == pytest.approx(norm_alone, rel=1e-4)
