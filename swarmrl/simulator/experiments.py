@@ -1,9 +1,11 @@
 """Named experiments: several arms of one scenario on the same seeds, tabulated side by side.
 
 ``sapo``: the same 8-node swarm under I local / J external = 8/0 (silo), 6/2, 4/4, 2/6, plus
-4/4 with our 'learnable' sampling rule. Every arm trains on I + J = 8 groups per step, on the
-same seeds and the same per-node task streams. The figure is the paper's: cumulative reward =
-the sum over steps of a node's mean reward on its own fresh rollouts, averaged over nodes.
+4/4 with our 'learnable' sampling rule (preset 'paper'); the other presets run the silo beside
+the defaults and their ablations (ABLATION_ARMS). Arms run on the same seeds and the same
+per-node task streams. The paper's figure is cumulative reward = the sum over steps of a node's
+mean reward on its own fresh rollouts, averaged over nodes; beside it held-out accuracy (when
+the scenario evaluates), reward per own generated token and wall seconds.
 """
 
 from __future__ import annotations
@@ -31,6 +33,14 @@ SAPO_ARMS: list[tuple[str, int, int, str]] = [
     ("2/6", 2, 6, "uniform"),
     ("4/4 learnable", 4, 4, "learnable"),
 ]
+ABLATION_ARMS: list[tuple] = [
+    ("8/0", 8, 0, "uniform"),
+    ("4/4", 4, 4, "uniform"),  # the defaults
+    ("4/4 no IS", 4, 4, "uniform", {"importance_cap": 0.0}),  # swarm text at ratio 1 (genrl)
+    ("4/4 learnable", 4, 4, "learnable"),
+    ("8/4", 8, 4, "uniform"),  # the silo's own groups, and the swarm's on top
+]
+"""The arms of every preset but 'paper' (which sweeps the paper's I/J)."""
 PAPER = {"8/0": 561.79, "6/2": 854.43, "4/4": 1093.31, "2/6": 945.87}
 
 
@@ -75,7 +85,7 @@ def run_sapo(
     base = load_scenario(scenario or sapo_scenario_path(preset))
     if steps is not None:
         base.steps = steps
-    arms = arms or SAPO_ARMS
+    arms = arms or (SAPO_ARMS if preset == "paper" and scenario is None else ABLATION_ARMS)
     results: dict[str, list[dict[str, Any]]] = {name: [] for name, *_ in arms}
     out.mkdir(parents=True, exist_ok=True)
     for seed in range(seeds):
