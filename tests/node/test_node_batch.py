@@ -10,7 +10,10 @@ from _node_helpers import group, problem, sapo, wrong
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from swarmrl.node.loop import sampled_logprobs
+from swarmrl.protocol.messages import RolloutGroup, SamplerInfo
 from swarmrl.tasks import ArithFamily, format_prompt, register_family, unregister_family, verify
+from swarmrl.training.brain import Completion, ScoredGroup
 from swarmrl.training.sapo import (
     Rescorer,
     SkillTracker,
@@ -190,3 +193,29 @@ def test_wire_round_trip(completion: str, style: str) -> None:
     prob = problem(1)
     sent = verify(prob, completion, style).reward
     assert Rescorer(style, 0.0).score_wire(prob, to_wire(prompt, completion)) == sent
+
+
+def test_a_groups_sampling_logprobs_travel_and_reach_the_learner_by_tokenizer() -> None:
+    """The sender's log-probs ride with its group; a receiver with the same tokenizer gets them
+    per token, one with another tokenizer only the sums (a sequence-level ratio)."""
+    local = ScoredGroup("Q: 1 + 1 =\nA: <answer>", [
+        Completion("2</answer>", sampler_logprobs=[-0.5, -0.1, -0.2]),
+        Completion("3</answer>", sampler_logprobs=[-2.0, -0.3]),
+    ], [1.0, 0.0])
+    lp = sampled_logprobs(local)
+    assert lp is not None and lp.sums == [-0.8, -2.3] and lp.counts == [3, 2]
+    assert lp.tokens == [[-0.5, -0.1, -0.2], [-2.0, -0.3]]
+    local.completions[1].sampler_logprobs = None  # a brain that gave none: nothing is sent
+    assert sampled_logprobs(local) is None
+
+    wire = RolloutGroup(task=group(1).task, completions=["<answer>2</answer>", "<answer>3</answer>"],
+                        sampler=SamplerInfo(tokenizer_fingerprint="abc"), logprobs=lp)
+    pool = SwarmPool(sapo())
+    pool.add(wire, "peer", 0)
+    entry = next(iter(pool.entries.values()))
+    same = Rescorer("short", 0.0, fingerprint="abc").rescore(entry)
+    assert [c.sender_logprobs for c in same.completions] == lp.tokens
+    entry.scored = None
+    other = Rescorer("short", 0.0, fingerprint="xyz").rescore(entry)
+    assert [c.sender_logprobs for c in other.completions] == [None, None]
+    assert [c.sender_logprob_sum for c in other.completions] == [-0.8, -2.3]
