@@ -208,7 +208,8 @@ def test_a_groups_sampling_logprobs_travel_and_reach_the_learner_by_tokenizer() 
     local.completions[1].sampler_logprobs = None  # a brain that gave none: nothing is sent
     assert sampled_logprobs(local) is None
 
-    wire = RolloutGroup(task=group(1).task, completions=["<answer>2</answer>", "<answer>3</answer>"],
+    texts = ["<answer>2</answer>", "<answer>3</answer>"]
+    wire = RolloutGroup(task=group(1).task, completions=texts,
                         sampler=SamplerInfo(tokenizer_fingerprint="abc"), logprobs=lp)
     pool = SwarmPool(sapo())
     pool.add(wire, "peer", 0)
