@@ -251,10 +251,12 @@ class SAPOConfig(_Section):
     external: int = Field(
         default=4, ge=0, description="J: external groups taken from the swarm pool per step."
     )
-    sampling: Literal["uniform", "learnable"] = Field(
+    sampling: Literal["uniform", "learnable", "valued"] = Field(
         default="uniform",
-        description="How J groups are chosen: 'uniform' (the SAPO paper), or 'learnable' "
-        "(weight by local reward variance x this node's weakness on the task's family).",
+        description="How J groups are chosen: 'uniform' (the SAPO paper), 'learnable' "
+        "(weight by local reward variance x this node's weakness on the task's family) or "
+        "'valued' (weight each sender by what its groups measurably counted in this node's "
+        "updates: the running mean importance weight of its tokens; unknown senders 1).",
     )
     drop_zero_advantage: bool = Field(
         default=True, description="Skip external groups whose local re-scores are all equal."

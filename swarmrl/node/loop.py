@@ -124,6 +124,7 @@ class Node:
         self.rescorer = Rescorer(cfg.tasks.prompt_style, cfg.tasks.format_reward,
                                  fingerprint=brain.tokenizer_fingerprint)
         self.skills = SkillTracker()
+        self.sender_value: dict[str, float] = {}  # 'valued' sampling (see _value_senders)
         self.peers = PeerTable()
         self.metrics = Metrics(out_dir / "metrics.jsonl" if out_dir else None)
         t = cfg.tasks  # its params were checked against these bounds when the config loaded
@@ -197,7 +198,8 @@ class Node:
         chosen = [e for e in chosen if self.selfplay.trainable_task(e.group.task)]
         external = [self.rescorer.rescore(e) for e in chosen]
         chosen, external = await self._plausible(local, chosen, external)
-        batch = self.selfplay.trainable(local) + external + self.selfplay.creator_groups()
+        own = self.selfplay.trainable(local)
+        batch = own + external + self.selfplay.creator_groups()
         start = await self._evaluate() if self.step == 0 and self.cfg.eval.on_start else {}
         stats = await self.runtime.run(
             lambda: self.brain.train(batch), lambda s: s.tokens
@@ -206,6 +208,7 @@ class Node:
         if self.distill is not None:
             stats.extra.update(self.distill.figures)
         self.pool.mark_used(chosen)
+        self._value_senders(chosen, stats.group_weights[len(own) : len(own) + len(external)])
         for e in chosen:
             info = self.peers.get(e.sender)
             if info is not None:
@@ -295,7 +298,22 @@ class Node:
         return await self.runtime.run(lambda: heldout.score(brain), lambda _: 0)
 
     def _peer_weight(self, sender: str) -> float:
-        return self.guard.weight(sender, self.runtime.now())
+        weight = self.guard.weight(sender, self.runtime.now())
+        if self.cfg.sapo.sampling == "valued":
+            weight *= self.sender_value.get(sender, 1.0)
+        return weight
+
+    def _value_senders(self, chosen: list[PoolEntry], weights: list[float | None]) -> None:
+        """What each chosen group counted in this update (its tokens' mean importance weight),
+        into its sender's running value: 'valued' sampling spends J on senders whose text this
+        node can learn from."""
+        for entry, w in zip(chosen, weights, strict=False):
+            if w is None:  # not trained on (no signal): says nothing of the sender
+                continue
+            old = self.sender_value.get(entry.sender, 1.0)
+            self.sender_value[entry.sender] = 0.8 * old + 0.2 * w
+            while len(self.sender_value) > self.guard.max_peers:  # ids are free to mint
+                self.sender_value.pop(next(iter(self.sender_value)))
 
     # --- gossip --------------------------------------------------------------------------
     async def _publish_groups(self, groups: list[ScoredGroup]) -> None:

@@ -62,6 +62,9 @@ class TrainStats:
     tokens: int = 0
     skipped: bool = False
     extra: dict[str, float] = field(default_factory=dict)
+    # per group given to train: the mean importance weight its tokens had in the loss (how much
+    # of it this node could learn from); None where it was not trained on
+    group_weights: list[float | None] = field(default_factory=list)
 
 
 @dataclass

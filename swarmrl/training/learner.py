@@ -66,6 +66,7 @@ class _Row:
     sampled: list[float] | None  # our sampler's raw log-probs (TIS)
     sender: list[float] | float | None  # a peer's claimed log-probs (per token, or a sum)
     local: bool = True  # sampled by this node (vs. taken from the swarm)
+    group: int = 0  # index of its group in the step's batch
 
 
 @dataclass
@@ -85,6 +86,8 @@ class StepStats:
     skipped: bool = False  # nothing to learn from: no update, version unchanged
     distill: dict[str, float] = field(default_factory=dict)  # distill_kl, distill_share, ...
     tis: dict[str, float] = field(default_factory=dict)  # tis_weight_mean, mismatch_kl, ...
+    # per group of the batch: the mean importance weight of its tokens (None: not trained)
+    group_weights: list[float | None] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -160,6 +163,7 @@ class Learner:
                 weights, stats.tis = self._importance_weights(
                     old if old is not None else logp, rows, mask
                 )
+                stats.group_weights = _group_weights(weights, mask, rows, len(groups))
             loss, st = grpo_loss(
                 logp, old, token_adv, mask, self.cfg, ref, max_tokens, token_weights=weights
             )
@@ -191,7 +195,7 @@ class Learner:
         """(prompt, completion, advantage, keep, teacher row) per sequence of the groups worth
         training on; a group a teacher scored is worth it even when its rewards are all equal."""
         rows = []
-        for g in groups:
+        for gi, g in enumerate(groups):
             adv = group_advantages(torch.tensor(g.rewards), self.cfg.scale_rewards)
             signal = bool((adv.abs() > SIGNAL_EPS).any())
             stats.groups_with_signal += signal
@@ -212,7 +216,9 @@ class Learner:
                 lp = lp if lp is not None and len(lp) == len(comp) else None
                 if isinstance(sender, list) and len(sender) != len(comp):
                     sender = None  # our ids of the text differ from the sender's: no per-token
-                rows.append(_Row(g.prompt_ids, comp, a * weight, keep, row, lp, sender, g.local))
+                rows.append(
+                    _Row(g.prompt_ids, comp, a * weight, keep, row, lp, sender, g.local, gi)
+                )
         return rows
 
     def _importance_weights(
@@ -292,6 +298,18 @@ class Learner:
         for g, (fused, foreach) in zip(self.optimizer.param_groups, flags, strict=True):
             g["fused"], g["foreach"] = fused, foreach
         return state
+
+
+def _group_weights(
+    weights: torch.Tensor | None, mask: torch.Tensor, rows: list[_Row], n_groups: int
+) -> list[float | None]:
+    """Each group's mean token weight in this step's loss (1 without importance weights)."""
+    sums, counts = [0.0] * n_groups, [0.0] * n_groups
+    for i, r in enumerate(rows):
+        m = mask[i] > 0
+        counts[r.group] += float(m.sum())
+        sums[r.group] += float(weights[i][m].sum()) if weights is not None else float(m.sum())
+    return [s / c if c else None for s, c in zip(sums, counts, strict=True)]
 
 
 def _grads(loss: torch.Tensor, params: list[torch.Tensor], retain: bool) -> list[torch.Tensor]:

@@ -89,6 +89,7 @@ class LMBrain:
             groups_with_signal=st.groups_with_signal,
             tokens=st.tokens,
             skipped=st.skipped,
+            group_weights=st.group_weights,
             extra={
                 "clip_frac": st.clip_frac,
                 "grad_norm": st.grad_norm,

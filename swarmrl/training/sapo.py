@@ -254,7 +254,9 @@ def select_external(
     'uniform' is the paper: drop zero-advantage groups (if configured), sample uniformly.
     'learnable' (ours): weight each group by its local reward variance times how weak this node
     is on its family, so the node spends its J slots on what it can learn and cannot yet do.
-    ``peer_weight(sender)`` (the guard's reputation) scales either rule's weights.
+    'valued' (ours): uniform over groups, weighted by their sender's value (what its groups
+    counted in this node's updates), which the node folds into ``peer_weight``.
+    ``peer_weight(sender)`` (the guard's reputation) scales every rule's weights.
     """
     if cfg.external == 0 or not pool.entries:
         return []
@@ -266,9 +268,9 @@ def select_external(
     if len(candidates) <= cfg.external:
         return candidates
     trust = [peer_weight(e.sender) if peer_weight else 1.0 for e in candidates]
-    if cfg.sampling == "uniform" and all(t == 1.0 for t in trust):
+    if cfg.sampling in ("uniform", "valued") and all(t == 1.0 for t in trust):
         return rng.sample(candidates, cfg.external)
-    if cfg.sampling == "uniform":
+    if cfg.sampling in ("uniform", "valued"):  # 'valued': peer_weight holds the sender's value
         weights = trust
     else:
         weights = [

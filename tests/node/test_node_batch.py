@@ -6,7 +6,7 @@ import random
 from collections import Counter
 
 import pytest
-from _node_helpers import group, problem, sapo, wrong
+from _node_helpers import group, node_config, problem, sapo, stub_node, wrong
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -220,3 +220,22 @@ def test_a_groups_sampling_logprobs_travel_and_reach_the_learner_by_tokenizer() 
     other = Rescorer("short", 0.0, fingerprint="xyz").rescore(entry)
     assert [c.sender_logprobs for c in other.completions] == [None, None]
     assert [c.sender_logprob_sum for c in other.completions] == [-0.8, -2.3]
+
+
+def test_valued_sampling_spends_j_on_senders_whose_text_counts() -> None:
+    """'valued': a sender whose groups' tokens kept weighing little in this node's updates (a
+    policy far from ours) is chosen less; unknown senders start at 1; groups not trained on
+    (no signal) say nothing."""
+    node = stub_node(node_config(sapo={"local": 2, "external": 2, "sampling": "valued"}))
+    far, near = group(1), group(2)
+    node.pool.add(far, "far", 0)
+    node.pool.add(near, "near", 0)
+    entries = {e.sender: e for e in node.pool.entries.values()}
+    for _ in range(10):
+        node._value_senders([entries["far"], entries["near"]], [0.02, 0.9])
+    node._value_senders([entries["near"]], [None])
+    assert node._peer_weight("far") < 0.15 < 0.85 < node._peer_weight("near") < 1.0
+    assert node._peer_weight("stranger") == 1.0
+    uniform = stub_node(node_config())
+    uniform._value_senders([entries["far"]], [0.02])
+    assert uniform._peer_weight("far") == 1.0  # only 'valued' reads it

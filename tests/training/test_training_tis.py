@@ -129,7 +129,13 @@ def test_brain_measures_the_samplers_mismatch() -> None:
 def _sender_step(senders: list, cap: float) -> tuple[float, dict]:
     """One step on the same group from the same init, its completions claimed by a peer."""
     learner = Learner(random_policy(), GRPOConfig(autocast="off"), sender_cap=cap)
-    stats = learner.train_step([Group(PROMPT, COMPS, REWARDS, sender_logprobs=senders)])
+    groups = [Group(PROMPT, COMPS, REWARDS, sender_logprobs=senders, local=False),
+              Group(PROMPT, COMPS, [1.0] * 4)]  # no signal: not trained, no weight
+    stats = learner.train_step(groups)
+    weight = stats.group_weights[0]
+    assert stats.group_weights[1] is None and weight is not None
+    if stats.tis.get("sender_tis_weight_mean") is not None:  # what 'valued' sampling reads
+        assert weight == pytest.approx(stats.tis["sender_tis_weight_mean"], rel=1e-5)
     return stats.grad_norm, stats.tis
 
 
