@@ -38,6 +38,7 @@ ABLATION_ARMS: list[tuple] = [
     ("4/4", 4, 4, "uniform"),  # the defaults
     ("4/4 no IS", 4, 4, "uniform", {"importance_cap": 0.0}),  # swarm text at ratio 1 (genrl)
     ("4/4 learnable", 4, 4, "learnable"),
+    ("4/4 valued", 4, 4, "valued"),
     ("8/4", 8, 4, "uniform"),  # the silo's own groups, and the swarm's on top
 ]
 """The arms of every preset but 'paper' (which sweeps the paper's I/J)."""
