@@ -99,7 +99,7 @@ def run_sapo(
             res = run_scenario(sc, None)
             results[name].append(sapo_summary(node_rows(res), seed, time.perf_counter() - t0))
             write_json_atomic(out / "results.json", results)
-    table = sapo_table(results, base)
+    table = sapo_table(results, base, paper=preset == "paper" and scenario is None)
     (out / "table.md").write_text(table + "\n")
     plot_sapo(results, out / "curves.png")
     return table
@@ -135,8 +135,11 @@ def sapo_summary(rows: dict[str, list[dict[str, Any]]], seed: int, wall_s: float
     return out
 
 
-def sapo_table(results: dict[str, list[dict[str, Any]]], base: Scenario) -> str:
-    """Per arm, mean ± sd over seeds; ratios to the silo (8/0) are taken per seed."""
+def sapo_table(
+    results: dict[str, list[dict[str, Any]]], base: Scenario, paper: bool = True
+) -> str:
+    """Per arm, mean ± sd over seeds; ratios to the silo (8/0) are taken per seed. ``paper``:
+    beside the SAPO paper's cumulative reward for the same I/J (its own setup)."""
     silo = results.get("8/0", [])
     heldout = any("heldout_greedy" in r for runs in results.values() for r in runs)
     head = "| I/J | cumulative reward | ratio to 8/0 "
@@ -144,8 +147,12 @@ def sapo_table(results: dict[str, list[dict[str, Any]]], base: Scenario) -> str:
     if heldout:
         head += "| held-out greedy (start -> end) | ratio to 8/0 | held-out sampled (end) "
         rule += "|---|---|---"
-    head += "| groups with signal / step | reward per 1k own tokens | wall s | paper |"
-    rule += "|---|---|---|---|"
+    head += "| groups with signal / step | reward per 1k own tokens | wall s |"
+    rule += "|---|---|---"
+    if paper:
+        head += " paper |"
+        rule += "|---"
+    rule += "|"
     lines = [
         f"SAPO experiment: {sum(n.count for n in base.nodes)} nodes, {base.steps} steps, "
         f"{len(silo)} seeds (scenario {base.name}); mean ± sd over seeds",
@@ -160,8 +167,9 @@ def sapo_table(results: dict[str, list[dict[str, Any]]], base: Scenario) -> str:
             row += (f"| {start:.3f} -> {_ms(runs, 'heldout_greedy')} "
                     f"| {_ratio(runs, silo, 'heldout_greedy')} | {_ms(runs, 'heldout_sampled')} ")
         row += (f"| {_ms(runs, 'signal', 2)} | {_ms(runs, 'reward_per_ktok', 3)} "
-                f"| {statistics.fmean(r.get('wall_s', 0.0) for r in runs):.0f} "
-                f"| {PAPER.get(name, '-')} |")
+                f"| {statistics.fmean(r.get('wall_s', 0.0) for r in runs):.0f} |")
+        if paper:
+            row += f" {PAPER.get(name, '-')} |"
         lines.append(row)
     return "\n".join(lines)
 
