@@ -277,14 +277,16 @@ class Node:
                              e.group.sampler.tokenizer_fingerprint) for e in chosen]
         verdicts = self.plausibility.judge(scores[: len(own)], scores[len(own):], models)
         kept: list[tuple[PoolEntry, ScoredGroup]] = []
-        for entry, group, ok in zip(chosen, external, verdicts, strict=True):
+        blatant = self.plausibility.blatant
+        for entry, group, ok, past in zip(chosen, external, verdicts, blatant, strict=True):
             persistent = self.plausibility.persistent(entry.sender, not ok)
             if ok:
                 kept.append((entry, group))
             else:
-                # An honest peer's odd group is dropped for free; a peer whose groups are
-                # mostly implausible pays for each one (node/plausibility.py).
-                self.admission.drop_later(entry.sender, "implausible", charge=persistent)
+                # An honest peer's odd group is dropped for free; junk past the ceiling, or a
+                # peer whose groups are mostly implausible, pays (node/plausibility.py).
+                charge = persistent or past
+                self.admission.drop_later(entry.sender, "implausible", charge=charge)
                 self.pool.discard(entry, "implausible")
         return [e for e, _ in kept], [g for _, g in kept]
 

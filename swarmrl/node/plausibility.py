@@ -24,8 +24,9 @@ ceiling judges it. Brains without a language model (the simulator's stub) have n
 ``plausibility`` method: the check is then skipped.
 
 A dropped group costs its sender reputation only when most of what that peer sends is
-implausible (``Plausibility.persistent``): an honest peer's odd group is dropped, not held
-against it; a peer that sends junk is still ignored.
+implausible (``Plausibility.persistent``) or when it scores past the ceiling (``blatant``, no
+honest text measured came near): an honest peer's odd group is dropped, not held against it; a
+peer that sends junk is ignored as fast as before.
 """
 
 from __future__ import annotations
@@ -70,6 +71,7 @@ class Plausibility:
         self.own = _Running()
         self.models: OrderedDict[str, _Running] = OrderedDict()
         self.share: OrderedDict[str, _Running] = OrderedDict()  # per peer: implausible share
+        self.blatant: list[bool] = []  # per group of the last judge(): a score past the ceiling
 
     def enabled(self, brain: object) -> bool:
         return self.cfg.enabled and self.cfg.plausibility and hasattr(brain, "plausibility")
@@ -108,6 +110,8 @@ class Plausibility:
                 _bounded_get(self.models, key, MAX_MODELS).update(
                     [x for x in group if x <= ceiling])
         verdicts = [True] * len(external)
+        # Text past the ceiling is nobody's normal: its group costs its sender at once.
+        self.blatant = [any(x > ceiling for x in group) for group in external]
         if self.threshold() is not None:
             share = self.cfg.plausibility_group_share
             for i, (key, group) in enumerate(zip(keys, external, strict=True)):

@@ -58,6 +58,9 @@ def test_each_sender_is_judged_against_its_own_normal() -> None:
     assert check.judge(own, junk, ["junk|fp"] * 6) == [False] * 6
     assert check.threshold("junk|fp") == 20.0 and check.models["junk|fp"].n == 12
     assert check.judge(own, junk, ["sub|fp"] * 6) == [False] * 6
+    assert check.blatant == [True] * 6  # past the ceiling: its sender pays at once
+    check.judge(own, [other[1]], ["sub|fp"])
+    assert check.blatant == [False]
 
 
 def test_only_a_peer_whose_groups_are_mostly_implausible_pays_for_them() -> None:
@@ -109,15 +112,12 @@ def test_junk_and_corrupted_reasoning_are_caught_by_a_real_policy(tmp_path) -> N
     assert len(kept) == 1 and kept[0] is external[0]
     assert node.metrics.counters["dropped:implausible"] == 2
     assert node.peers.get(JUNK.peer_id).dropped == {"implausible": 1}
-    # One implausible group is dropped, not held against its sender (honest peers write
-    # odd groups); a peer whose groups keep being implausible pays for each from the 4th.
-    assert node.guard.reputation(JUNK.peer_id, node.runtime.now()) == 1.0
-    assert list(node.pool.entries.values()) == [chosen[0]]  # the implausible ones left it
-    for _ in range(4):
-        node.plausibility.persistent(JUNK.peer_id, True)
-    node.admission.drop_later(JUNK.peer_id, "implausible",
-                              charge=node.plausibility.persistent(JUNK.peer_id, True))
+    # Junk past the ceiling (100 nats) is nobody's normal: it costs its sender at once (an
+    # implausible group below it would cost only a peer whose groups mostly are).
+    assert node.plausibility.blatant == [False, True, True]
     assert node.guard.reputation(JUNK.peer_id, node.runtime.now()) < 1.0
+    assert node.guard.reputation(HONEST.peer_id, node.runtime.now()) == 1.0
+    assert list(node.pool.entries.values()) == [chosen[0]]  # the implausible ones left it
 
     node.cfg.guard.plausibility = False  # off: everything chosen is kept
     assert len(trio.run(lambda: node._plausible([], chosen, external))[1]) == 3
