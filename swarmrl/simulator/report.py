@@ -56,6 +56,7 @@ def summarize(result: SimResult, wall_seconds: float) -> dict[str, Any]:
                 "reward_first": _mean(rewards[:k]),
                 "reward_last": _mean(rewards[-k:]),
                 "cumulative_reward": sum(x for x in rewards if x == x),
+                "own_tokens": sum(x.get("completion_tokens", 0) for x in r),
                 "groups_with_signal": _mean([x["groups_with_signal"] for x in r]),
                 "external_groups_used": sum(x["groups_external"] for x in r),
                 "admitted": {k2[9:]: v for k2, v in counters.items() if k2.startswith("admitted:")},
@@ -98,11 +99,15 @@ def sharing_line(nodes: list[dict[str, Any]]) -> str | None:
         held = [n["heldout_greedy"] for n in ns if n["heldout_greedy"] is not None]
         return text + (f", held-out greedy {_mean(held):.3f}" if held else "")
 
+    def per_token(ns: list[dict[str, Any]]) -> float:
+        return _mean([n["cumulative_reward"] / max(1, n["own_tokens"]) for n in ns])
+
     ratio = _mean([n["cumulative_reward"] for n in members]) / max(
         1e-9, _mean([n["cumulative_reward"] for n in alone]))
     return (f"What sharing bought: the {len(members)} nodes that share ({fig(members)}) beside "
             f"{len(alone)} training alone on the same kind of tasks ({fig(alone)}): "
-            f"cumulative reward {ratio:.2f}x.")
+            f"cumulative reward {ratio:.2f}x, per token a node generated itself "
+            f"{per_token(members) / max(1e-12, per_token(alone)):.2f}x.")
 
 
 def write_json_atomic(path: Path, obj: Any) -> None:
