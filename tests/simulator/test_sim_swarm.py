@@ -68,10 +68,12 @@ def test_the_report_puts_the_sharing_nodes_beside_one_that_trains_alone(tmp_path
     by_name = {n["name"]: n for n in summary["nodes"]}
     assert [by_name[n]["alone"] for n in ("lm-0", "lm-1", "alone")] == [False, False, True]
     assert by_name["alone"]["external_groups_used"] == 0
-    loner = next(sn.node.peer_id for sn in result.nodes if sn.cfg.name == "alone")
-    for sn in result.nodes:  # it gave nothing to the swarm either
-        info = sn.node.peers.get(loner)
-        assert info is None or info.admitted == 0
+    loner = next(sn.node for sn in result.nodes if sn.cfg.name == "alone")
+    assert loner.metrics.counters.get("published:rollouts", 0) == 0  # it gave the swarm nothing
+    assert loner.metrics.counters["published:peers"] > 0  # (only its peer card)
+    for sn in result.nodes:
+        info = sn.node.peers.get(loner.peer_id)
+        assert info is None or info.trained == 0
     assert all(0.0 <= n["heldout_greedy"] <= 1.0 for n in summary["nodes"])
     line = sharing_line(summary["nodes"])
     assert line is not None and "the 2 nodes that share" in line and "1 training alone" in line
