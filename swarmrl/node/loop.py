@@ -154,9 +154,8 @@ class Node:
         # On-policy distillation (issue 8): serving as a teacher, asking one as a student.
         self.teacher = TeacherService(self) if "teacher" in cfg.roles else None
         self.distill = DistillClient(self) if cfg.distill.mode != "off" else None
-        self.heldout = (
-            HeldOut(cfg) if cfg.eval.every or cfg.eval.on_start else None
-        ) if hasattr(brain, "sample_texts") else None
+        evaluates = (cfg.eval.every or cfg.eval.on_start) and hasattr(brain, "sample_texts")
+        self.heldout = HeldOut(cfg) if evaluates else None
 
     @property
     def peer_id(self) -> str:
@@ -273,9 +272,9 @@ class Node:
             # a forward pass over the completions: about one token per byte of text
             lambda out: sum(len(c.text) for g in own + external for c in g.completions),
         )
-        models = [sender_key(e.sender, e.group.sampler.model_id,
-                             e.group.sampler.tokenizer_fingerprint) for e in chosen]
-        verdicts = self.plausibility.judge(scores[: len(own)], scores[len(own):], models)
+        senders = [sender_key(e.sender, e.group.sampler.model_id,
+                              e.group.sampler.tokenizer_fingerprint) for e in chosen]
+        verdicts = self.plausibility.judge(scores[: len(own)], scores[len(own):], senders)
         kept: list[tuple[PoolEntry, ScoredGroup]] = []
         blatant = self.plausibility.blatant
         for entry, group, ok, past in zip(chosen, external, verdicts, blatant, strict=True):
@@ -475,7 +474,7 @@ def sampled_logprobs(g: ScoredGroup) -> SampledLogprobs | None:
     rows = [c.sampler_logprobs for c in g.completions]
     if not rows or any(r is None for r in rows):
         return None
-    rows = [[min(0.0, max(-1e4, x)) for x in r or []] for r in rows]
+    rows = [[min(0.0, max(-1e4, x)) for x in r] for r in rows]
     small = sum(map(len, rows)) <= MAX_PER_TOKEN_LOGPROBS
     return SampledLogprobs(
         sums=[sum(r) for r in rows], counts=[len(r) for r in rows], tokens=rows if small else None

@@ -60,7 +60,7 @@ class _Running:
             self.n += 1
 
 
-MAX_MODELS = 4096
+MAX_SENDERS = 4096
 """Senders with a baseline (least recently judged forgotten first): peer ids are free to mint."""
 MAX_PEERS = 4096
 
@@ -69,20 +69,20 @@ class Plausibility:
     def __init__(self, cfg: GuardConfig) -> None:
         self.cfg = cfg
         self.own = _Running()
-        self.models: OrderedDict[str, _Running] = OrderedDict()
+        self.baselines: OrderedDict[str, _Running] = OrderedDict()  # per sender_key
         self.share: OrderedDict[str, _Running] = OrderedDict()  # per peer: implausible share
         self.blatant: list[bool] = []  # per group of the last judge(): a score past the ceiling
 
     def enabled(self, brain: object) -> bool:
         return self.cfg.enabled and self.cfg.plausibility and hasattr(brain, "plausibility")
 
-    def threshold(self, model: str | None = None) -> float | None:
-        """Highest plausible excess surprise (nats) for text of sender model ``model`` (None:
+    def threshold(self, sender: str | None = None) -> float | None:
+        """Highest plausible excess surprise (nats) for text of ``sender`` (a sender_key; None:
         this node's own), or None before enough own samples."""
         if self.own.n < self.cfg.plausibility_min_samples:
             return None
         low = max(self.cfg.plausibility_excess_nats, self._high(self.own))
-        base = self.models.get(model) if model is not None else None
+        base = self.baselines.get(sender) if sender is not None else None
         if base is None or base.n < self.cfg.plausibility_min_samples:
             return low
         return max(low, min(self.cfg.plausibility_max_nats, self._high(base)))
@@ -92,39 +92,33 @@ class Plausibility:
 
     def judge(
         self, own: list[list[float]], external: list[list[float]],
-        models: list[str] | None = None,
+        senders: list[str] | None = None,
     ) -> list[bool]:
-        """Learn from this step's own scores, say which external groups are plausible (each
-        against its sender's baseline so far; a new sender's starts from its first group),
-        then learn each sender's scores.
-        ``models``: each external group's sender key (:func:`sender_key`)."""
+        """Learn from this step's own scores, then say which external groups are plausible,
+        each against its sender's baseline so far, which then learns the group's scores (a new
+        sender's baseline starts from its first group). ``senders``: each group's
+        :func:`sender_key`. Sets ``blatant``: which groups scored past the ceiling."""
         self.own.update([x for group in own for x in group])
-        keys = models or [""] * len(external)
         ceiling = self.cfg.plausibility_max_nats
-        seeds = []
-        for key, group in zip(keys, external, strict=True):
-            # A sender's first group starts its baseline, so in effect only the ceiling judges it.
-            base = self.models.get(key)
-            seeds.append(base is None or base.n < self.cfg.plausibility_min_samples)
-            if seeds[-1]:
-                _bounded_get(self.models, key, MAX_MODELS).update(
-                    [x for x in group if x <= ceiling])
-        verdicts = [True] * len(external)
         # Text past the ceiling is nobody's normal: its group costs its sender at once.
         self.blatant = [any(x > ceiling for x in group) for group in external]
-        if self.threshold() is not None:
-            share = self.cfg.plausibility_group_share
-            for i, (key, group) in enumerate(zip(keys, external, strict=True)):
-                high = self.threshold(key)
-                assert high is not None
-                bad = sum(not (math.isfinite(x) and x <= high) for x in group)
-                verdicts[i] = bad < share * len(group)
-        for key, group, seeded in zip(keys, external, seeds, strict=True):
-            # What is above the ceiling is never normal for anyone: it does not move a baseline.
-            if not seeded:
-                _bounded_get(self.models, key, MAX_MODELS).update(
-                    [x for x in group if x <= ceiling])
+        verdicts = []
+        for key, group in zip(senders or [""] * len(external), external, strict=True):
+            base = _bounded_get(self.baselines, key, MAX_SENDERS)
+            within = [x for x in group if x <= ceiling]  # the rest never moves a baseline
+            new = base.n < self.cfg.plausibility_min_samples
+            if new:  # its first group starts it: in effect only the ceiling judges that one
+                base.update(within)
+            verdicts.append(self._plausible(group, self.threshold(key)))
+            if not new:
+                base.update(within)
         return verdicts
+
+    def _plausible(self, group: list[float], high: float | None) -> bool:
+        if high is None:  # too few own samples yet to know what is surprising
+            return True
+        bad = sum(not (math.isfinite(x) and x <= high) for x in group)
+        return bad < self.cfg.plausibility_group_share * len(group)
 
     def persistent(self, peer: str, implausible: bool) -> bool:
         """Note one judged group of ``peer``; True when most of its recent judged groups were

@@ -168,8 +168,8 @@ class Learner:
                 logp, old, token_adv, mask, self.cfg, ref, max_tokens, token_weights=weights
             )
             self.optimizer.zero_grad(set_to_none=True)
-            local = torch.tensor([float(r.local) for r in rows], device=device)
-            if self.align and 0 < float(local.sum()) < len(rows):
+            if self.align and 0 < sum(r.local for r in rows) < len(rows):
+                local = torch.tensor([float(r.local) for r in rows], device=device)
                 stats.tis["align_cos"] = self._aligned_backward(
                     logp, old, token_adv, mask, ref, max_tokens, weights, local
                 )
@@ -192,8 +192,8 @@ class Learner:
         return stats
 
     def _rows(self, groups: list[Group], stats: StepStats) -> list[_Row]:
-        """(prompt, completion, advantage, keep, teacher row) per sequence of the groups worth
-        training on; a group a teacher scored is worth it even when its rewards are all equal."""
+        """A row per sequence of the groups worth training on; a group a teacher scored is
+        worth it even when its rewards are all equal."""
         rows = []
         for gi, g in enumerate(groups):
             adv = group_advantages(torch.tensor(g.rewards), self.cfg.scale_rewards)
@@ -263,9 +263,10 @@ class Learner:
         params = [p for p in self.policy.model.parameters() if p.requires_grad]
         ours = _grads(parts[0], params, retain=True)
         swarm = _grads(parts[1], params, retain=False)
-        dot = sum(float((a * b).sum()) for a, b in zip(ours, swarm, strict=True))
-        n_ours = sum(float((a * a).sum()) for a in ours)
-        n_swarm = sum(float((b * b).sum()) for b in swarm)
+        dot, n_ours, n_swarm = torch.stack([  # one device sync for the three
+            torch.stack([(a * b).sum(), (a * a).sum(), (b * b).sum()])
+            for a, b in zip(ours, swarm, strict=True)
+        ]).sum(0).tolist()
         if dot < 0 and n_ours > 0:
             swarm = [b - (dot / n_ours) * a for a, b in zip(ours, swarm, strict=True)]
         for p, a, b in zip(params, ours, swarm, strict=True):
@@ -304,12 +305,11 @@ def _group_weights(
     weights: torch.Tensor | None, mask: torch.Tensor, rows: list[_Row], n_groups: int
 ) -> list[float | None]:
     """Each group's mean token weight in this step's loss (1 without importance weights)."""
-    sums, counts = [0.0] * n_groups, [0.0] * n_groups
-    for i, r in enumerate(rows):
-        m = mask[i] > 0
-        counts[r.group] += float(m.sum())
-        sums[r.group] += float(weights[i][m].sum()) if weights is not None else float(m.sum())
-    return [s / c if c else None for s, c in zip(sums, counts, strict=True)]
+    real = (mask > 0).float()
+    per_row = torch.stack([real.sum(-1), (real if weights is None else weights * real).sum(-1)])
+    index = torch.tensor([r.group for r in rows], device=mask.device)
+    counts, sums = torch.zeros(2, n_groups, device=mask.device).index_add_(1, index, per_row)
+    return [s / c if c else None for s, c in zip(sums.tolist(), counts.tolist(), strict=True)]
 
 
 def _grads(loss: torch.Tensor, params: list[torch.Tensor], retain: bool) -> list[torch.Tensor]:
@@ -324,16 +324,15 @@ def sender_logprob_table(
     text another tokenizer cut is spread so every token of the row gets the sequence's
     length-normalised ratio (GSPO's): exp((our log-prob of the text - theirs) / our tokens)."""
     table = torch.full_like(trainer, float("nan"), dtype=torch.float32)
+    real = mask > 0
+    ours = torch.where(real, trainer.float(), 0.0).sum(-1)  # our log-prob of each whole text
+    n = real.sum(-1).clamp(min=1)
     for i, sender in enumerate(senders):
         if isinstance(sender, list):
             table[i, : len(sender)] = torch.tensor(sender, dtype=torch.float32)
         elif sender is not None:
-            row_mask = mask[i] > 0
-            n = int(row_mask.sum())
-            if n:
-                ours = float(trainer[i][row_mask].float().sum())
-                per_token = (ours - sender) / n
-                table[i] = torch.where(row_mask, trainer[i].float() - per_token, table[i])
+            per_token = (ours[i] - sender) / n[i]
+            table[i] = torch.where(real[i], trainer[i].float() - per_token, table[i])
     return table
 
 

@@ -56,7 +56,7 @@ def test_each_sender_is_judged_against_its_own_normal() -> None:
     # Junk above the ceiling: implausible whatever model sent it, and it moves no baseline.
     junk = [[300.0, 250.0, 0.1, 0.2]] * 6
     assert check.judge(own, junk, ["junk|fp"] * 6) == [False] * 6
-    assert check.threshold("junk|fp") == 20.0 and check.models["junk|fp"].n == 12
+    assert check.threshold("junk|fp") == 20.0 and check.baselines["junk|fp"].n == 12
     assert check.judge(own, junk, ["sub|fp"] * 6) == [False] * 6
     assert check.blatant == [True] * 6  # past the ceiling: its sender pays at once
     check.judge(own, [other[1]], ["sub|fp"])
