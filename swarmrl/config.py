@@ -94,6 +94,33 @@ class TaskConfig(_Section):
         return self
 
 
+class LoRAConfig(_Section):
+    """LoRA adapters (through peft) in place of full fine-tuning, for nodes whose memory cannot
+    hold a model's gradients and optimizer state."""
+
+    enabled: bool = Field(
+        default=False,
+        description="Train low-rank adapters on the model's linear layers and keep its own "
+        "weights frozen. The optimizer holds only the adapters, and checkpoints hold only the "
+        "adapters and their optimizer state (the base model is read from model.name). Needs "
+        "peft (pip install 'swarmrl[lora]').",
+    )
+    r: int = Field(default=16, ge=1, le=1024, description="Rank of each adapter.")
+    alpha: float = Field(
+        default=32.0, gt=0.0, description="Scale: an adapter adds alpha / r * B @ A to its weight."
+    )
+    dropout: float = Field(
+        default=0.0, ge=0.0, lt=1.0,
+        description="Dropout on the adapters' input while training (0: an update's log-probs "
+        "are those sampling saw).",
+    )
+    target_modules: list[str] = Field(
+        default=["all-linear"],
+        description="Which layers get adapters: names of linear modules (e.g. ['q_proj', "
+        "'v_proj']), or ['all-linear']: every linear layer but the LM head.",
+    )
+
+
 class ModelConfig(_Section):
     """The node's policy."""
 
@@ -127,6 +154,9 @@ class ModelConfig(_Section):
     cache_dir: str = Field(
         default="~/.cache/swarmrl", description="Where warm starts and built tokenizers are cached."
     )
+    lora: LoRAConfig = Field(
+        default_factory=LoRAConfig, description="LoRA adapters instead of full fine-tuning."
+    )
 
 
 class GenerationConfig(_Section):
@@ -142,16 +172,18 @@ class GenerationConfig(_Section):
     )
     decode: Literal["auto", "lean", "lean-bf16", "model"] = Field(
         default="auto",
-        description="The 'fast' backend's per-token step. 'lean': swarmrl's own Qwen2-family step "
-        "(fused q/k/v and gate/up weights re-read after each update, preallocated KV cache, "
-        "RoPE tables, SDPA); samples the same tokens with the same log-probs as 'model' in "
-        "float32, with less overhead. 'lean-bf16': the same step on a bf16 copy of the weights "
-        "(faster from a few million parameters on hardware with fast bf16; the sampling "
-        "distribution then differs from the policy's by bf16 rounding, as with vLLM). 'model': "
-        "the model's own forward (any architecture). 'auto': 'lean-bf16' for Qwen2 fp32 models of "
-        ">= 2M parameters on a CUDA GPU with bf16 or a CPU with AVX512-BF16/AMX, 'lean' for other "
-        "Qwen2 models, 'model' for other architectures. The lean step holds its fused weights "
-        "next to the model's (about 2/3 of the non-embedding weights again; half that in bf16).",
+        description="The 'fast' backend's per-token step. 'lean': swarmrl's own step for "
+        "Llama-family models (Llama, SmolLM2, Mistral without sliding windows, Qwen2, Qwen3; "
+        "LoRA adapters merged in): fused q/k/v and gate/up weights re-read after each update, "
+        "preallocated KV cache, RoPE tables, SDPA; samples the same tokens with the same "
+        "log-probs as 'model' in float32 (up to rounding with grouped k/v heads), with less "
+        "overhead. 'lean-bf16': the same step on a bf16 copy of the weights (faster from a few "
+        "million parameters on hardware with fast bf16; the sampling distribution then differs "
+        "from the policy's by bf16 rounding, as with vLLM). 'model': the model's own forward "
+        "(any architecture). 'auto': 'lean-bf16' for those fp32 models of >= 2M parameters on "
+        "a CUDA GPU with bf16 or a CPU with AVX512-BF16/AMX, 'lean' for the others of that "
+        "family, 'model' for other architectures. The lean step holds its fused weights next "
+        "to the model's (about 2/3 of the non-embedding weights again; half that in bf16).",
     )
     group_size: int = Field(default=8, ge=1, le=64, description="G: completions per task.")
     max_new_tokens: int = Field(default=16, ge=1, le=8192, description="Per completion.")

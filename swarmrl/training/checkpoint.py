@@ -2,8 +2,9 @@
 
 A checkpoint is a directory ``step-00000123/`` holding
 
-- ``model/``: ``save_pretrained`` of the model (safetensors) and its tokenizer,
-- ``optimizer.pt``: the optimizer state,
+- ``model/``: ``save_pretrained`` of the model (safetensors) and its tokenizer; with LoRA
+  (``model.lora``) the adapters only (peft's adapter_model.safetensors and adapter_config.json),
+- ``optimizer.pt``: the optimizer state (with LoRA, of the adapters only),
 - ``rng.pt``: python, numpy and torch RNG states and the policy's sampling generator,
 - ``state.json``: step, policy version, model id, tokenizer fingerprint,
 - ``extra.pt``: the caller's extra dict (plain data: dicts, lists, tuples, numbers, strings,
@@ -37,6 +38,7 @@ from swarmrl.training.checkpoint_files import (  # noqa: F401 - re-exported
     verify_checkpoint,
     write_step_dir,
 )
+from swarmrl.training.lora import ADAPTER_CONFIG, is_lora, load_adapters
 
 FORMAT = 1
 
@@ -57,8 +59,14 @@ def load_model_weights(model: torch.nn.Module, directory: str | Path) -> None:
     """Load ``save_pretrained`` safetensors into ``model`` in place (keeps optimizer references).
 
     Tied parameters (a tied LM head) are absent from the files; any other missing or unexpected
-    key is an error.
+    key is an error. A LoRA model (``model.lora``) loads only its adapters.
     """
+    if is_lora(model):
+        load_adapters(model, directory)
+        return
+    if (Path(directory) / ADAPTER_CONFIG).is_file():
+        raise ValueError(f"{directory}: holds LoRA adapters, not model weights "
+                         "(set model.lora.enabled, with the rank and targets it was trained with)")
     state: dict[str, torch.Tensor] = {}
     files = sorted(Path(directory).glob("*.safetensors"))
     if not files:

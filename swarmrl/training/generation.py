@@ -8,8 +8,9 @@ top-k; temperature 0 = greedy):
   not by cleverness: each distinct prompt is prefilled once and its cache copied G times
   (``generate`` prefills every copy), and finished rows leave the batch so the remaining ones stop
   paying for them. Its per-token step is either the model's own forward (any architecture) or,
-  for Qwen2-family models, the lean step of :mod:`swarmrl.training.lean_decode` (same logits in
-  fp32, a fraction of the overhead); ``generation.decode`` chooses.
+  for Llama-family models (Llama, SmolLM2, Mistral, Qwen2, Qwen3), the lean step of
+  :mod:`swarmrl.training.lean_decode` (same logits in fp32, a fraction of the overhead);
+  ``generation.decode`` chooses.
 
 Both are deterministic given ``generator`` (a seeded ``torch.Generator``): checkpoints store its
 state so a resumed run samples the same tokens.
@@ -25,7 +26,7 @@ from typing import Any, Protocol
 import torch
 
 from swarmrl.config import GenerationConfig
-from swarmrl.training.lean_decode import LeanDecoder, LeanQwen2, lean_unsupported
+from swarmrl.training.lean_decode import LeanDecoder, LeanLM, lean_unsupported
 from swarmrl.training.precision import fast_bf16
 
 log = logging.getLogger(__name__)
@@ -218,7 +219,7 @@ class FastBackend(_Base):
                  weights_version: Callable[[], int] | None = None) -> None:
         super().__init__(model, tokenizer, generator)
         self.weights_version = weights_version
-        self._lean: LeanQwen2 | None = None
+        self._lean: LeanLM | None = None
         self._lean_key: tuple | None = None
 
     def _weights_key(self) -> tuple | None:
@@ -236,7 +237,7 @@ class FastBackend(_Base):
         dtype = torch.bfloat16 if mode == "lean-bf16" else next(self.model.parameters()).dtype
         key = self._weights_key()
         if self._lean is None or self._lean.dtype != dtype:
-            self._lean = LeanQwen2(self.model, dtype)
+            self._lean = LeanLM(self.model, dtype)
         elif key is None or key != self._lean_key:
             self._lean.refresh()
         self._lean_key = key

@@ -30,6 +30,7 @@ from swarmrl.training.checkpoint import (
 from swarmrl.training.distill import TeacherSignal
 from swarmrl.training.distill_loss import distill_advantages
 from swarmrl.training.grpo import group_advantages, grpo_loss, truncated_importance_weights
+from swarmrl.training.lora import is_lora, trainable
 from swarmrl.training.policy import Policy, sequence_logprobs
 from swarmrl.training.precision import autocast, use_autocast
 
@@ -118,11 +119,14 @@ class Learner:
         self.max_new_tokens = max_new_tokens
         self.sender_cap = sender_cap
         self.align = align
-        self.optimizer = make_adamw(policy.model.parameters(), cfg)
+        self.params = trainable(policy.model)  # with LoRA, the adapters only
+        self.optimizer = make_adamw(self.params, cfg)
         p = next(policy.model.parameters())
         self.autocast = use_autocast(cfg.autocast, p.device, p.dtype)
         self.ref_model = None
-        if cfg.beta > 0:  # only then: a reference model costs a full copy of the weights
+        if cfg.beta > 0 and not is_lora(policy.model):
+            # only then: a reference model costs a full copy of the weights (with LoRA the
+            # reference is the model with its adapters switched off)
             self.ref_model = copy.deepcopy(policy.model).eval().requires_grad_(False)
 
     # --- the step --------------------------------------------------------------------------------
@@ -175,9 +179,7 @@ class Learner:
                 )
             else:
                 loss.backward()
-            grad_norm = torch.nn.utils.clip_grad_norm_(
-                self.policy.model.parameters(), self.cfg.max_grad_norm
-            )
+            grad_norm = torch.nn.utils.clip_grad_norm_(self.params, self.cfg.max_grad_norm)
             self.optimizer.step()
             if it == 0:
                 stats.loss, stats.tokens = float(loss.detach()), int(st["tokens"])
@@ -281,6 +283,9 @@ class Learner:
             old, _ = self.policy.token_logprobs(prompts, comps)
         if self.ref_model is not None:
             ref, _ = sequence_logprobs(self.ref_model, prompts, comps, self.policy.pad_id)
+        elif self.cfg.beta > 0:  # LoRA: the base model is the reference
+            with self.policy.model.disable_adapter():
+                ref, _ = self.policy.token_logprobs(prompts, comps)
         return old, ref
 
     # --- checkpoints -----------------------------------------------------------------------------

@@ -20,6 +20,7 @@ from swarmrl.config import ConfigError, GenerationConfig, ModelConfig
 from swarmrl.training.checkpoint import quiet_progress
 from swarmrl.training.generation import GenerationBackend, Sample, make_backend
 from swarmrl.training.logprobs import selective_logprobs
+from swarmrl.training.lora import apply_lora
 from swarmrl.training.tiny import (
     TINY_CONFIGS,
     build_tiny_model,
@@ -296,5 +297,7 @@ def load_policy(
                 "--out DIR` and point model.name at DIR"
             )
     model = model.to(device=device, dtype=dtype)
+    if cfg.lora.enabled:
+        model = apply_lora(model, cfg.lora)
     model.train()
     return Policy(model, tokenizer, model_id=cfg.name, seed=seed)

@@ -36,6 +36,7 @@ import torch
 
 from swarmrl.config import GenerationConfig
 from swarmrl.training.generation import Sample, _Base
+from swarmrl.training.lora import merged_state_dict
 
 log = logging.getLogger(__name__)
 
@@ -159,7 +160,9 @@ class VLLMBackend(_Base):
         """Hand the policy's current weights to the engine and forget cached prefixes."""
         t0 = time.perf_counter()
         target = self._engine_model()
-        target.load_weights((name, t.detach()) for name, t in self.model.state_dict().items())
+        # with LoRA, the adapters merged into the base model's weights, under its names
+        weights = merged_state_dict(self.model)
+        target.load_weights((name, t.detach()) for name, t in weights.items())
         if hasattr(self.engine, "reset_prefix_cache"):
             self.engine.reset_prefix_cache()  # its KV entries were computed by the old weights
         torch.cuda.synchronize()

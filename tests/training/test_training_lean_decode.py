@@ -6,7 +6,16 @@ from __future__ import annotations
 import pytest
 import torch
 from _training_helpers import PROMPTS, random_policy
-from transformers import LlamaConfig, LlamaForCausalLM
+from transformers import (
+    GPT2Config,
+    GPT2LMHeadModel,
+    LlamaConfig,
+    LlamaForCausalLM,
+    MistralConfig,
+    MistralForCausalLM,
+    Qwen3Config,
+    Qwen3ForCausalLM,
+)
 
 from swarmrl.config import GenerationConfig, GRPOConfig
 from swarmrl.training.generation import FastBackend, resolve_decode
@@ -86,16 +95,60 @@ def test_bf16_copy_samples_close_to_the_policy() -> None:
     assert same >= len(fp32) // 2  # rounding may flip a near-tie, not most rows
 
 
-def test_auto_picks_lean_for_qwen2_and_the_model_forward_elsewhere() -> None:
+def small(kind: str, seed: int = 0) -> Policy:
+    """A random two-layer model of another architecture the lean step covers, on the tiny
+    byte tokenizer (grouped-query attention; Qwen3 adds its q/k norms, Llama a tied head)."""
+    torch.manual_seed(seed)
+    common = dict(vocab_size=258, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+                  num_attention_heads=4, num_key_value_heads=2, eos_token_id=256,
+                  pad_token_id=257)
+    if kind == "llama":
+        model = LlamaForCausalLM(LlamaConfig(**common, tie_word_embeddings=True))
+    elif kind == "llama-bias":
+        model = LlamaForCausalLM(LlamaConfig(**common, attention_bias=True))
+    elif kind == "qwen3":
+        model = Qwen3ForCausalLM(Qwen3Config(**common, head_dim=16))
+    else:
+        model = MistralForCausalLM(MistralConfig(**common, sliding_window=None))
+    return Policy(model.train(), build_tiny_tokenizer(), model_id=kind, seed=seed)
+
+
+@pytest.mark.parametrize("kind", ["llama", "llama-bias", "qwen3", "mistral"])
+def test_lean_runs_the_llama_family_bit_for_bit(kind: str) -> None:
+    """Same tokens and stops; log-probs equal up to the attention kernel's rounding: with
+    grouped heads (and a mask) transformers repeats k/v before SDPA, the lean step lets SDPA
+    group them (4x faster at SmolLM2's 9/3 heads), which rounds differently (~1e-6)."""
+    pol = small(kind)
+    assert resolve_decode("auto", pol.model) == "lean"
+    for kw in ({}, {"temperature": 0}, {"temperature": 0.7, "top_p": 0.9}):
+        lean, ref = samples(pol, "lean", **kw), samples(pol, "model", **kw)
+        assert [x[:2] for x in lean] == [x[:2] for x in ref]
+        for (_, _, a), (_, _, b) in zip(lean, ref, strict=True):
+            assert torch.allclose(torch.tensor(a), torch.tensor(b), atol=1e-5, rtol=0)
+
+
+def test_lean_is_bit_for_bit_without_grouped_heads() -> None:
+    torch.manual_seed(0)
+    model = LlamaForCausalLM(LlamaConfig(vocab_size=258, hidden_size=64, intermediate_size=128,
+                                         num_hidden_layers=2, num_attention_heads=4,
+                                         eos_token_id=256, pad_token_id=257))
+    pol = Policy(model.train(), build_tiny_tokenizer(), model_id="llama", seed=0)
+    assert samples(pol, "lean") == samples(pol, "model")
+
+
+def test_auto_picks_lean_for_its_family_and_the_model_forward_elsewhere() -> None:
     pol = random_policy()
     assert resolve_decode("auto", pol.model) == "lean"  # tiny-0.5m: below the bf16 size
     tok = build_tiny_tokenizer()
-    llama = LlamaForCausalLM(LlamaConfig(vocab_size=258, hidden_size=64, intermediate_size=128,
-                                         num_hidden_layers=1, num_attention_heads=2,
-                                         eos_token_id=256, pad_token_id=257)).eval()
-    assert resolve_decode("auto", llama) == "model"
-    with pytest.raises(ValueError, match="Qwen2-only"):
-        resolve_decode("lean", llama)
-    out = FastBackend(llama, tok, torch.Generator().manual_seed(0)).generate(
+    gpt2 = GPT2LMHeadModel(GPT2Config(vocab_size=258, n_embd=64, n_layer=1, n_head=2,
+                                      eos_token_id=256, pad_token_id=257)).eval()
+    assert resolve_decode("auto", gpt2) == "model"
+    with pytest.raises(ValueError, match="the lean step runs llama"):
+        resolve_decode("lean", gpt2)
+    out = FastBackend(gpt2, tok, torch.Generator().manual_seed(0)).generate(
         PROMPTS[:2], 3, GenerationConfig(max_new_tokens=5))
     assert all(len(s.completion_ids) == 5 for g in out for s in g)
+    windowed = MistralForCausalLM(MistralConfig(vocab_size=258, hidden_size=64,
+                                                intermediate_size=128, num_hidden_layers=1,
+                                                num_attention_heads=2, sliding_window=16))
+    assert resolve_decode("auto", windowed) == "model"
