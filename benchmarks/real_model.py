@@ -76,6 +76,19 @@ def greedy_accuracy(cfg: NodeConfig, checkpoint: Path | None, heldout: int) -> f
     return evaluate(brain, sets, style, samples=1)["train-dist"]
 
 
+def config_toml(data: dict[str, Any]) -> str:
+    """``data`` (sections of scalars, one nested level) as a node config TOML."""
+    from swarmrl.node.genesis import toml_key, toml_value
+
+    lines = [f"{toml_key(k)} = {toml_value(v)}" for k, v in data.items()
+             if not isinstance(v, dict)]
+    for section, values in data.items():
+        if isinstance(values, dict):
+            lines += ["", f"[{section}]"]
+            lines += [f"{toml_key(k)} = {toml_value(v)}" for k, v in values.items()]
+    return "\n".join(lines) + "\n"
+
+
 def plot(rewards: list[float], before: float, after: float, path: Path, title: str) -> None:
     """The per-step reward with a 10-step moving mean, and the greedy held-out accuracy."""
     import matplotlib
@@ -107,21 +120,34 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--steps", type=int, default=100)
     p.add_argument("--heldout", type=int, default=64, help="held-out problems")
     p.add_argument("--out", default=None, help="run directory (default: a fresh temp dir)")
-    p.add_argument("--plot", default=str(ROOT / "docs" / "img" / "real_model_smollm2.png"))
+    p.add_argument("--plot", default=None, help="figure path (default: docs/img/"
+                   "real_model_smollm2.png, or real_model_smollm2_lora.png with --lora)")
+    p.add_argument("--lora", type=int, default=0, metavar="R",
+                   help="train LoRA adapters of rank R (model.lora) instead of every weight")
+    p.add_argument("--lr", type=float, default=None, help="grpo.learning_rate (default: its)")
     a = p.parse_args(argv)
 
     folder = Path(a.model) if a.model else smollm2_folder()
     out = Path(a.out) if a.out else Path(tempfile.mkdtemp(prefix="swarmrl-real-model-"))
-    cfg = NodeConfig.model_validate({"name": "real-model-bench", "model": {"name": str(folder)}})
+    model: dict[str, Any] = {"name": str(folder)}
+    if a.lora:
+        model["lora"] = {"enabled": True, "r": a.lora}
+    data: dict[str, Any] = {"name": "real-model-bench", "model": model}
+    if a.lr is not None:
+        data["grpo"] = {"learning_rate": a.lr}
+    cfg = NodeConfig.model_validate(data)
     emit({"meta": True, "date": time.strftime("%Y-%m-%d"), **machine_meta(), "out": str(out),
           "model": folder.name, "steps": a.steps, "heldout": a.heldout,
           "max_new_tokens": cfg.generation.max_new_tokens,
-          "group_size": cfg.generation.group_size, "local_groups_per_step": cfg.sapo.local})
+          "group_size": cfg.generation.group_size, "local_groups_per_step": cfg.sapo.local,
+          "lora_rank": a.lora, "learning_rate": cfg.grpo.learning_rate})
 
     before = greedy_accuracy(cfg, None, a.heldout)
     t0 = time.monotonic()
-    subprocess.run([sys.executable, "-m", "swarmrl.cli", "train", "--out", str(out), "--model",
-                    str(folder), "--steps", str(a.steps), "--no-resume"], check=True,
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "bench.toml").write_text(config_toml(data))
+    subprocess.run([sys.executable, "-m", "swarmrl.cli", "train", "--out", str(out), "--config",
+                    str(out / "bench.toml"), "--steps", str(a.steps), "--no-resume"], check=True,
                    stdout=subprocess.DEVNULL)
     wall = time.monotonic() - t0
     peak_rss_gib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 2**20
@@ -134,10 +160,14 @@ def main(argv: list[str] | None = None) -> None:
     first, last = statistics.fmean(rewards[:k]), statistics.fmean(rewards[-k:])
     ckpt_gib = sum(f.stat().st_size for f in ckpt.rglob("*") if f.is_file()) / 2**30 if ckpt \
         else None
-    plot(rewards, before, after, Path(a.plot),
-         f"{folder.name}, swarmrl train under the defaults (chat template, 16 new tokens)")
+    figure = Path(a.plot) if a.plot else ROOT / "docs" / "img" / (
+        "real_model_smollm2_lora.png" if a.lora else "real_model_smollm2.png")
+    how = f"LoRA r={a.lora}" if a.lora else "the defaults"
+    plot(rewards, before, after, figure,
+         f"{folder.name}, swarmrl train under {how} (chat template, "
+         f"{cfg.generation.max_new_tokens} new tokens)")
     emit({
-        "model": folder.name, "steps": len(rows), "prompt_style": "auto",
+        "model": folder.name, "lora_rank": a.lora, "steps": len(rows), "prompt_style": "auto",
         f"reward_first{k}": round(first, 4), f"reward_last{k}": round(last, 4),
         "ratio": round(last / first, 2) if first > 0 else None,
         "rewards": [round(r, 3) for r in rewards],

@@ -78,3 +78,43 @@ def test_smollm2_trains_under_the_defaults_with_its_chat_template(
     assert "resum" in out.output.lower()
     rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     assert rows[-1]["step"] == 3
+
+
+def test_smollm2_and_a_tiny_model_train_on_each_others_groups(smollm2: Path) -> None:
+    """A mixed swarm (the simulator's in-memory network, real nodes and brains): the real model
+    (BPE tokenizer, chat prompts) and a tiny byte-level one share groups both ways; each
+    re-tokenizes the other's text, judges its plausibility and trains on it. Each brain's first
+    completion per group is the right answer (_oracle.py), so every group has signal in 3
+    steps (SmolLM2 rarely answers inside the tag at 16 tokens; a random tiny model never)."""
+    from _oracle import oracle_lm_brain
+
+    from swarmrl.simulator import load_scenario
+    from swarmrl.simulator.report import node_rows
+    from swarmrl.simulator.runner import run_scenario
+
+    scenario = load_scenario(data={
+        "name": "mixed", "seed": 3, "steps": 3,
+        "defaults": {
+            "tasks": {"families": {"arith": 1.0}, "pool_size": 8},
+            "generation": {"group_size": 4, "max_new_tokens": 16},
+            "sapo": {"local": 2, "external": 2},
+            "checkpoint": {"every": 0},
+        },
+        "nodes": [
+            {"name": "smol", "config": {"model": {"name": str(smollm2), "device": "cpu"}}},
+            {"name": "tiny", "config": {"model": {"name": "tiny-0.5m", "warm_start": False,
+                                                  "device": "cpu"}}},
+        ],
+        "network": {"latency_ms": 20, "jitter_ms": 5},
+    })
+    result = run_scenario(scenario, None, brain_factory=lambda spec, cfg: oracle_lm_brain(cfg))
+    rows = node_rows(result)
+    assert set(rows) == {"smol", "tiny"}
+    for name in ("smol", "tiny"):
+        assert len(rows[name]) == 3
+        assert sum(r["groups_external"] for r in rows[name]) > 0, name
+    nodes = {sn.cfg.name: sn.node for sn in result.nodes}
+    for me, other in (("smol", "tiny"), ("tiny", "smol")):
+        info = nodes[me].peers.get(nodes[other].identity.peer_id)
+        assert info is not None and info.trained > 0
+        assert not info.dropped  # nothing found implausible or otherwise refused
