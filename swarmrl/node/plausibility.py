@@ -24,8 +24,9 @@ ceiling judges it. Brains without a language model (the simulator's stub) have n
 ``plausibility`` method: the check is then skipped.
 
 A dropped group costs its sender reputation only when most of what that peer sends is
-implausible (``Plausibility.persistent``) or when it scores past the ceiling (``blatant``, no
-honest text measured came near): an honest peer's odd group is dropped, not held against it; a
+implausible (``Plausibility.persistent``) or when the group is implausible by the ceiling itself
+(``blatant``: as many of its completions past the ceiling as make a group implausible; no honest
+group measured came near): an honest peer's odd group is dropped, not held against it; a
 peer that sends junk is ignored as fast as before.
 """
 
@@ -100,8 +101,10 @@ class Plausibility:
         :func:`sender_key`. Sets ``blatant``: which groups scored past the ceiling."""
         self.own.update([x for group in own for x in group])
         ceiling = self.cfg.plausibility_max_nats
-        # Text past the ceiling is nobody's normal: its group costs its sender at once.
-        self.blatant = [any(x > ceiling for x in group) for group in external]
+        # A group implausible by the ceiling alone is nobody's normal: it costs its sender at
+        # once. One sample past it is not enough: at temperature 1 an honest peer's sample
+        # lands there now and then (3 daemons over 30 minutes: one ignored another for it).
+        self.blatant = [not self._plausible(group, ceiling) for group in external]
         verdicts = []
         for key, group in zip(senders or [""] * len(external), external, strict=True):
             base = _bounded_get(self.baselines, key, MAX_SENDERS)

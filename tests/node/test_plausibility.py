@@ -61,6 +61,12 @@ def test_each_sender_is_judged_against_its_own_normal() -> None:
     assert check.blatant == [True] * 6  # past the ceiling: its sender pays at once
     check.judge(own, [other[1]], ["sub|fp"])
     assert check.blatant == [False]
+    # One honest sample past the ceiling (temperature 1 writes one now and then) drops nothing
+    # and charges nothing; a group with the group share of them past it is blatant.
+    odd = [[25.0, 31.0, 12.0, 140.0, 3.0, 18.0, 33.0, 9.0]]
+    assert check.judge(own, odd, ["sub|fp"]) == [True] and check.blatant == [False]
+    two = [[25.0, 31.0, 12.0, 140.0, 3.0, 180.0, 33.0, 9.0]]
+    assert check.judge(own, two, ["sub|fp"]) == [False] and check.blatant == [True]
 
 
 def test_only_a_peer_whose_groups_are_mostly_implausible_pays_for_them() -> None:
