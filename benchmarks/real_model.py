@@ -125,6 +125,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--lora", type=int, default=0, metavar="R",
                    help="train LoRA adapters of rank R (model.lora) instead of every weight")
     p.add_argument("--lr", type=float, default=None, help="grpo.learning_rate (default: its)")
+    p.add_argument("--dtype", default=None, help="model.dtype (default: its, 'auto')")
     a = p.parse_args(argv)
 
     folder = Path(a.model) if a.model else smollm2_folder()
@@ -132,6 +133,8 @@ def main(argv: list[str] | None = None) -> None:
     model: dict[str, Any] = {"name": str(folder)}
     if a.lora:
         model["lora"] = {"enabled": True, "r": a.lora}
+    if a.dtype:
+        model["dtype"] = a.dtype
     data: dict[str, Any] = {"name": "real-model-bench", "model": model}
     if a.lr is not None:
         data["grpo"] = {"learning_rate": a.lr}
@@ -140,7 +143,8 @@ def main(argv: list[str] | None = None) -> None:
           "model": folder.name, "steps": a.steps, "heldout": a.heldout,
           "max_new_tokens": cfg.generation.max_new_tokens,
           "group_size": cfg.generation.group_size, "local_groups_per_step": cfg.sapo.local,
-          "lora_rank": a.lora, "learning_rate": cfg.grpo.learning_rate})
+          "lora_rank": a.lora, "learning_rate": cfg.grpo.learning_rate,
+          "dtype": cfg.model.dtype})
 
     before = greedy_accuracy(cfg, None, a.heldout)
     t0 = time.monotonic()

@@ -48,9 +48,8 @@ def test_no_benchmark_shadows_an_importable_module() -> None:
 
 def test_every_script_is_covered_here() -> None:
     covered = {"flood", "gossip", "grpo_throughput", "hivemind_dht_anchor", "honest_daemons",
-               "kernel_speed",
-               "learning", "node_step", "real_model", "sampler_mismatch", "sim_scale",
-               "task_bounds"}
+               "kernel_speed", "learning", "node_memory", "node_step", "real_model",
+               "sampler_mismatch", "sim_scale", "task_bounds"}
     assert set(SCRIPTS) == covered, "a new benchmark needs a tiny run in this file"
 
 
@@ -100,6 +99,17 @@ def test_grpo_throughput_against_trl() -> None:
         assert r["gen_gflops"] > 0 and r["update_gflops"] > 0
         assert r["gen_share_of_matmul"] > 0 and r["update_share_of_matmul"] > 0
     assert [r for r in lines if r.get("summary")][0]["ratio_swarmrl_over_trl"] > 0
+
+
+@pytest.mark.slow
+def test_node_memory() -> None:
+    lines = run("node_memory", "--model", "tiny-0.5m", "--no-warm-start", "--groups", "1")
+    meta_of(lines)
+    arms = {r["arm"]: r for r in lines if "arm" in r}
+    assert set(arms) == {"full", "lora", "lora-bf16"}
+    assert arms["lora-bf16"]["dtype"] == "bfloat16" and arms["full"]["dtype"] == "float32"
+    assert arms["lora"]["trained_params"] * 5 < arms["full"]["trained_params"]
+    assert all(r["peak_gib"] >= r["rss_gib"]["update2"] > 0 for r in arms.values())
 
 
 @pytest.mark.slow

