@@ -262,7 +262,7 @@ class Learner:
             if self.cfg.loss_type == "dapo":  # a token mean: each part over the batch's tokens
                 part = part * (m.sum() / total)
             parts.append(part)
-        params = [p for p in self.policy.model.parameters() if p.requires_grad]
+        params = self.params
         ours = _grads(parts[0], params, retain=True)
         swarm = _grads(parts[1], params, retain=False)
         dot, n_ours, n_swarm = torch.stack([  # one device sync for the three
