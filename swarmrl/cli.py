@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import secrets
+import signal
 import sys
 import time
 from pathlib import Path
@@ -342,8 +343,12 @@ def _sim_server(cfg: Any, out: Path, base: Path | None, served: list[Any]) -> An
 
 
 def _serve_until_interrupted(handle: Any) -> None:
+    # Taken explicitly: a background job of a non-interactive shell starts with SIGINT ignored
+    # (then Python never raises KeyboardInterrupt), and supervisors stop a process with SIGTERM.
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, signal.default_int_handler)
     where = " and ".join(a for a in (handle.addr, handle.metrics_addr) if a)
-    console.print(f"run finished; still serving on {where} (Ctrl-C to stop)")
+    console.print(f"run finished; still serving on {where} (Ctrl-C or SIGTERM to stop)")
     try:
         while True:
             time.sleep(3600)

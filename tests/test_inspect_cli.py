@@ -145,15 +145,19 @@ def test_steering_live_nodes_from_the_cli() -> None:
 
 
 @pytest.mark.slow
-def test_sim_serves_its_nodes_after_the_run(tmp_path: Path) -> None:
-    """A real `swarmrl sim --control ... --serve-after` process, inspected from outside."""
+@pytest.mark.parametrize("stop_signal", [signal.SIGINT, signal.SIGTERM], ids=["INT", "TERM"])
+def test_sim_serves_its_nodes_after_the_run(tmp_path: Path, stop_signal: int) -> None:
+    """A real `swarmrl sim --control ... --serve-after` process, inspected from outside and
+    stopped by SIGINT or SIGTERM, even when started as a background job (SIGINT ignored)."""
     scenario = tmp_path / "stub.toml"
     scenario.write_text(_toml(STUB_SCENARIO))
     out = tmp_path / "run"
-    env = {**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1"}
+    # PYTHONFAULTHANDLER: a child that does not stop is made to print its threads (SIGABRT)
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1", "PYTHONFAULTHANDLER": "1"}
     cmd = [sys.executable, "-m", "swarmrl.cli", "sim", "--scenario", str(scenario), "--out",
            str(out), "--control", "127.0.0.1:0", "--serve-after"]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env)
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
     try:
         deadline = time.monotonic() + 60
         while not (out / "report.md").exists():
@@ -162,12 +166,26 @@ def test_sim_serves_its_nodes_after_the_run(tmp_path: Path) -> None:
         listed = ok_json("nodes", "--dir", str(out))
         assert [n["state"] for n in listed["nodes"]] == ["done"] * 3
         assert ok_json("peers", "--dir", str(out), "--peer", "s-2")["peers"]
-        proc.send_signal(signal.SIGINT)
-        assert proc.wait(20) == 0
+        _wait_for_line(proc, "still serving")
+        proc.send_signal(stop_signal)
+        try:
+            assert proc.wait(20) == 0
+        except subprocess.TimeoutExpired:
+            proc.send_signal(signal.SIGABRT)
+            proc.wait(10)
+            raise AssertionError(proc.stdout.read().decode(errors="replace")) from None
     finally:
         if proc.poll() is None:
             proc.kill()
             proc.wait(10)
+
+
+def _wait_for_line(proc: subprocess.Popen[bytes], text: str) -> None:
+    assert proc.stdout is not None
+    for line in iter(proc.stdout.readline, b""):
+        if text.encode() in line:
+            return
+    raise AssertionError(f"the process ended before printing {text!r}")
 
 
 def _toml(data: dict[str, Any]) -> str:
