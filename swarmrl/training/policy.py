@@ -111,6 +111,11 @@ class Policy:
         self.generator.manual_seed(seed)
 
     # --- sampling --------------------------------------------------------------------------------
+    def release_generation_memory(self) -> None:
+        """Free what the sampling backends keep between calls (rebuilt on the next call)."""
+        for backend in self._backends.values():
+            backend.release()
+
     def generate(self, prompts: list[str], n: int, cfg: GenerationConfig) -> list[list[Sample]]:
         """``n`` completions per prompt (grouped per prompt), with the backend ``cfg`` names."""
         if cfg.backend not in self._backends:
@@ -263,6 +268,18 @@ def _quant_method(quant: Any) -> str:
     return str(getattr(method, "value", method))  # transformers' QuantizationMethod enum
 
 
+def contiguous_head_input(model: nn.Module) -> None:
+    """Hand the LM head a contiguous input. transformers slices the positions to score out of
+    the hidden states (``logits_to_keep``: the last one when sampling) and torch's CPU linear of
+    such a 3-D strided view expands the weight for every row: for SmolLM2 in bf16 a 16-row
+    prefill took 1.3 s instead of 0.02 and 0.9 GiB. Copying the slice first costs ~nothing."""
+    head = model.get_output_embeddings()
+    if isinstance(head, nn.Module):
+        head.register_forward_pre_hook(
+            lambda _module, args: (args[0].contiguous(), *args[1:]) if args else None
+        )
+
+
 def load_policy(
     cfg: ModelConfig, *, seed: int = 0, progress: bool = True
 ) -> Policy:
@@ -297,6 +314,7 @@ def load_policy(
                 "--out DIR` and point model.name at DIR"
             )
     model = model.to(device=device, dtype=dtype)
+    contiguous_head_input(model)
     if cfg.lora.enabled:
         model = apply_lora(model, cfg.lora)
     model.train()
