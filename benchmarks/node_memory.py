@@ -7,7 +7,7 @@ alternating: the worst case; under real rewards, groups without signal are skipp
 is smaller). Prints one JSON line per arm: resident memory after each stage and the process's
 peak, in GiB.
 
-    .venv/bin/python benchmarks/node_memory.py                  # SmolLM2: full, LoRA, LoRA bf16
+    .venv/bin/python benchmarks/node_memory.py                  # SmolLM2: every arm
     .venv/bin/python benchmarks/node_memory.py --model tiny-4m --groups 1,4
 """
 
@@ -19,13 +19,17 @@ import os
 import resource
 import subprocess
 import sys
+import threading
 import time
 from typing import Any
 
-ARMS = {  # name -> model config overrides
+LORA = {"lora": {"enabled": True, "r": 16}}
+ARMS = {  # name -> node config overrides
     "full": {},
-    "lora": {"lora": {"enabled": True, "r": 16}},
-    "lora-bf16": {"lora": {"enabled": True, "r": 16}, "dtype": "bfloat16"},
+    "lora": {"model": LORA},
+    "lora-bf16": {"model": {**LORA, "dtype": "bfloat16"}},
+    # the update in passes of one group (grpo.micro_batch_groups): the same gradient
+    "lora-bf16-micro": {"model": {**LORA, "dtype": "bfloat16"}, "grpo": {"micro_batch_groups": 1}},
 }
 
 
@@ -42,9 +46,28 @@ def measure(model: str, arm: str, groups: int, warm: bool = True) -> dict[str, A
     import psutil
 
     stages: dict[str, float] = {}
+    highs: dict[str, float] = {}  # the highest RSS sampled while each stage ran
+    proc = psutil.Process()
+    done = threading.Event()
+
+    def sample() -> None:  # every 5 ms: a stage's transient peak, not only where it ends
+        while not done.wait(0.005):
+            rss = gib(proc.memory_info().rss)
+            current = f"to {len(stages)}"
+            highs[current] = max(highs.get(current, 0.0), rss)
+
+    seconds: dict[str, float] = {}
+    clock = [time.perf_counter()]
 
     def mark(stage: str) -> None:
-        stages[stage] = gib(psutil.Process().memory_info().rss)
+        now = time.perf_counter()
+        seconds[stage], clock[0] = round(now - clock[0], 3), now
+        stages[stage] = gib(proc.memory_info().rss)
+        key = f"to {len(stages) - 1}"
+        if key in highs:
+            highs[stage] = max(highs.pop(key), stages[stage])
+
+    threading.Thread(target=sample, daemon=True).start()
 
     mark("imports")  # before torch: the interpreter
     from swarmrl.config import NodeConfig
@@ -55,7 +78,9 @@ def measure(model: str, arm: str, groups: int, warm: bool = True) -> dict[str, A
     from swarmrl.training.lm_brain import LMBrain
 
     mark("libraries")
-    cfg = NodeConfig.model_validate({"model": {"name": model, "warm_start": warm, **ARMS[arm]}})
+    over = ARMS[arm]
+    cfg = NodeConfig.model_validate({**over, "model": {"name": model, "warm_start": warm,
+                                                       **over.get("model", {})}})
     brain = LMBrain.from_config(cfg, progress=False)
     style = with_prompt_style(cfg, brain).tasks.prompt_style
     mark("loaded")
@@ -81,9 +106,10 @@ def measure(model: str, arm: str, groups: int, warm: bool = True) -> dict[str, A
             "groups": groups, "rows": groups * 8, "dtype": str(
                 next(brain.policy.model.parameters()).dtype).removeprefix("torch."),
             "trained_params": trained, "completion_tokens": tokens, "rss_gib": stages,
+            "stage_high_gib": highs, "stage_seconds": seconds,
             # getrusage's high-water mark and /proc's current RSS are read from counters the
             # kernel syncs at different moments: a stage can read a few MB above the mark
-            "peak_gib": max(peak(), *stages.values())}
+            "peak_gib": max(peak(), *stages.values(), *highs.values())}
 
 
 def main() -> None:

@@ -265,6 +265,14 @@ class GRPOConfig(_Section):
         "precision, and weights that lag the policy (generation.vllm_max_lag). 0 = off. Swarm "
         "completions carry no sampler log-probs and are not re-weighted.",
     )
+    micro_batch_groups: int = Field(
+        default=0,
+        ge=0,
+        description="Groups per forward/backward pass of an update, with the gradients of the "
+        "step's passes accumulated before the one optimizer step: the same update (to float "
+        "rounding) in less memory, since a pass's activations scale with its rows. 0 = every "
+        "group in one pass (fastest). 1 is the least memory (one group's G rows at a time).",
+    )
     autocast: Literal["auto", "bf16", "off"] = Field(
         default="auto",
         description="Precision of the update's forward/backward. 'bf16': bf16 autocast with fp32 "

@@ -67,6 +67,10 @@ class GenerationBackend(Protocol):
         """``n`` samples for each prompt, grouped per prompt in prompt order."""
         ...
 
+    def release(self) -> None:
+        """Free what the backend keeps between calls and can rebuild (a copy of the weights)."""
+        ...
+
 
 def top_p_filter(logits: torch.Tensor, top_p: float) -> torch.Tensor:
     """Mask (to -inf) the tail outside the nucleus, keeping at least the top token.
@@ -136,6 +140,9 @@ class _Base:
         self.eos_id: int = tokenizer.eos_token_id
         pad = tokenizer.pad_token_id
         self.pad_id: int = pad if pad is not None else self.eos_id
+
+    def release(self) -> None:
+        """Nothing kept between calls (see GenerationBackend.release)."""
 
     @property
     def device(self) -> torch.device:
@@ -229,6 +236,12 @@ class FastBackend(_Base):
             return None
         return (self.weights_version(),
                 tuple((p.data_ptr(), p._version) for p in self.model.parameters()))
+
+    def release(self) -> None:
+        """Drop the lean step's fused weights (a second copy of most of the model): the node
+        calls this before an update, after which they would be re-read anyway, so the
+        update's activations can use that memory."""
+        self._lean = self._lean_key = None
 
     def _decoder(self, cfg: GenerationConfig) -> ModelDecoder | LeanDecoder:
         mode = resolve_decode(cfg.decode, self.model)

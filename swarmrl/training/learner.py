@@ -1,8 +1,12 @@
 """One node's GRPO update: scored groups of token ids in, one optimizer step (or a few) out.
 
-    groups -> advantages per group -> drop groups without signal -> [old log-probs]
-           -> num_iterations x (log-probs -> clipped loss -> backward -> clip -> AdamW)
-           -> policy.version += 1
+    groups -> advantages per group -> drop groups without signal -> passes of whole groups
+           -> [old log-probs] -> num_iterations x (per pass: log-probs -> clipped loss ->
+              backward, gradients accumulated; then clip -> AdamW) -> policy.version += 1
+
+One pass by default; ``grpo.micro_batch_groups`` splits the batch into passes of that many
+groups, each loss scaled to its share of the batch's normaliser: the same gradient (to float
+rounding) in the activation memory of one pass.
 
 The forward/backward runs under bf16 autocast when ``grpo.autocast`` says so (fp32 master
 weights, optimizer state and loss); AdamW is the fused kernel wherever torch has one.
@@ -68,6 +72,46 @@ class _Row:
     sender: list[float] | float | None  # a peer's claimed log-probs (per token, or a sum)
     local: bool = True  # sampled by this node (vs. taken from the swarm)
     group: int = 0  # index of its group in the step's batch
+
+
+@dataclass
+class _Pass:
+    """One forward/backward pass of an update: whole groups' rows and what the pass keeps."""
+
+    rows: list[_Row]
+    prompts: list[list[int]]
+    comps: list[list[int]]
+    adv: torch.Tensor  # [b] per sequence
+    keep: torch.Tensor  # [b]
+    tokens: int  # completion tokens that count in the loss
+    seq_len: int = 0
+    share: float = 1.0  # of the batch's loss normaliser
+    old: torch.Tensor | None = None
+    ref: torch.Tensor | None = None
+    weights: torch.Tensor | None = None  # importance weights, fixed at the first iteration
+    logp: torch.Tensor | None = None  # this iteration's
+    mask: torch.Tensor | None = None
+    token_adv: torch.Tensor | None = None
+
+
+@dataclass
+class _Figures:
+    """Statistics of a step's passes: token-weighted means, and counts (``*_tokens``) summed."""
+
+    sums: dict[str, float] = field(default_factory=dict)
+    weights: dict[str, float] = field(default_factory=dict)
+
+    def add(self, key: str, value: float, weight: float) -> None:
+        count = key.endswith("_tokens")  # a count: summed, not averaged
+        self.sums[key] = self.sums.get(key, 0.0) + (value if count else value * weight)
+        self.weights[key] = 1.0 if count else self.weights.get(key, 0.0) + weight
+
+    def mean(self, key: str) -> float:
+        w = self.weights.get(key, 0.0)
+        return self.sums[key] / w if w else 0.0
+
+    def means(self, prefix: str) -> dict[str, float]:
+        return {k[len(prefix):]: self.mean(k) for k in self.sums if k.startswith(prefix)}
 
 
 @dataclass
@@ -140,51 +184,32 @@ class Learner:
             stats.skipped = True
             stats.seconds = time.perf_counter() - t0
             return stats
-        prompts = [r.prompt for r in rows]
-        comps = [r.completion for r in rows]
-        adv = [r.advantage for r in rows]
-        keep = [r.keep for r in rows]
-        taught = [r.taught for r in rows]
-        advantages = torch.tensor(adv, dtype=torch.float32, device=self.policy.device)
-        keep_t = torch.tensor(keep, dtype=torch.float32, device=self.policy.device)
-        seq_len = max(len(p) for p in prompts) + max(len(c) for c in comps)
-        device = self.policy.device
-        # Old and new log-probs in one precision, or the first pass's ratio would not be 1.
-        with autocast(self.autocast, device, seq_len):
-            old, ref = self._reference_logprobs(prompts, comps)
-        max_tokens = max(self.max_new_tokens or 0, max(len(c) for c in comps))
+        # The sampler's copy of the weights is stale after this step: its memory is the update's.
+        self.policy.release_generation_memory()
+        # Micro-batches of whole groups (a group's rows share one prompt pass); each pass's loss
+        # is scaled to its share of the batch's normaliser, so the accumulated gradient is the
+        # one-pass gradient.
+        passes = [p for p in map(self._prepare, _micro_batches(rows, self.cfg.micro_batch_groups))
+                  if p.tokens]
+        n_tokens = sum(p.tokens for p in passes)
+        for p in passes:
+            dapo = self.cfg.loss_type == "dapo"
+            p.share = p.tokens / n_tokens if dapo else len(p.rows) / len(rows)
+        max_tokens = max(self.max_new_tokens or 0, max(len(r.completion) for r in rows))
+        aligned = self.align and 0 < sum(r.local for r in rows) < len(rows)
+        stats.group_weights = [None] * len(groups)
         clip_fracs = []
-        weights = None
         for it in range(self.cfg.num_iterations):
-            with autocast(self.autocast, device, seq_len):  # the loss itself stays fp32
-                logp, mask = self.policy.token_logprobs(prompts, comps)
-            mask = mask * keep_t[:, None]
-            # Distillation makes advantages per token, against the log-probs the ratio uses.
-            token_adv, stats.distill = distill_advantages(
-                advantages, old if old is not None else logp, taught, mask
-            )
-            if it == 0:  # against the step's fixed old log-probs, so once
-                weights, stats.tis = self._importance_weights(
-                    old if old is not None else logp, rows, mask
-                )
-                stats.group_weights = _group_weights(weights, mask, rows, len(groups))
-            loss, st = grpo_loss(
-                logp, old, token_adv, mask, self.cfg, ref, max_tokens, token_weights=weights
-            )
             self.optimizer.zero_grad(set_to_none=True)
-            if self.align and 0 < sum(r.local for r in rows) < len(rows):
-                local = torch.tensor([float(r.local) for r in rows], device=device)
-                stats.tis["align_cos"] = self._aligned_backward(
-                    logp, old, token_adv, mask, ref, max_tokens, weights, local
-                )
-            else:
-                loss.backward()
+            figures = self._accumulate_grads(passes, it, max_tokens, aligned, stats)
             grad_norm = torch.nn.utils.clip_grad_norm_(self.params, self.cfg.max_grad_norm)
             self.optimizer.step()
             if it == 0:
-                stats.loss, stats.tokens = float(loss.detach()), int(st["tokens"])
-            clip_fracs.append(st["clip_frac"])
-            stats.kl = st.get("kl", 0.0)
+                stats.loss, stats.tokens = figures.sums["loss"], int(figures.weights["clip_frac"])
+                stats.distill = figures.means("distill_")
+                stats.tis = {**figures.means("tis_"), **stats.tis}
+            clip_fracs.append(figures.mean("clip_frac"))
+            stats.kl = figures.mean("kl")
         self.policy.version += 1
         stats.grad_norm = float(grad_norm)
         stats.clip_frac = float(np.mean(clip_fracs))
@@ -192,6 +217,71 @@ class Learner:
         stats.policy_version = self.policy.version
         stats.seconds = time.perf_counter() - t0
         return stats
+
+    def _accumulate_grads(
+        self, passes: list[_Pass], it: int, max_tokens: int, aligned: bool, stats: StepStats
+    ) -> _Figures:
+        """Forward and backward every pass of one iteration into the parameters' gradients."""
+        figures = _Figures()
+        split: list[list[torch.Tensor]] = []  # aligned: [ours, swarm], summed over passes
+        for p in passes:
+            loss, st = self._pass_loss(p, it, max_tokens, stats, figures)
+            if aligned:
+                parts = self._split_grads(p, max_tokens)
+                split = parts if not split else [
+                    [a + b for a, b in zip(acc, new, strict=True)]
+                    for acc, new in zip(split, parts, strict=True)
+                ]
+            else:
+                (loss * p.share).backward()
+            figures.add("loss", float(loss.detach()) * p.share, 1.0)
+            figures.add("clip_frac", st["clip_frac"], st["tokens"])
+            if "kl" in st:
+                figures.add("kl", st["kl"], st["tokens"])
+        if aligned:
+            stats.tis["align_cos"] = _pcgrad(self.params, *split)
+        return figures
+
+    def _prepare(self, rows: list[_Row]) -> _Pass:
+        """One pass's inputs, and its old and reference log-probs (before any update)."""
+        device = self.policy.device
+        p = _Pass(
+            rows=rows,
+            prompts=[r.prompt for r in rows],
+            comps=[r.completion for r in rows],
+            adv=torch.tensor([r.advantage for r in rows], dtype=torch.float32, device=device),
+            keep=torch.tensor([r.keep for r in rows], dtype=torch.float32, device=device),
+            tokens=sum(len(r.completion) for r in rows if r.keep > 0),
+        )
+        p.seq_len = max(len(x) for x in p.prompts) + max(len(c) for c in p.comps)
+        if p.tokens:
+            # Old and new log-probs in one precision, or the first pass's ratio would not be 1.
+            with autocast(self.autocast, device, p.seq_len):
+                p.old, p.ref = self._reference_logprobs(p.prompts, p.comps)
+        return p
+
+    def _pass_loss(
+        self, p: _Pass, it: int, max_tokens: int, stats: StepStats, figures: _Figures
+    ) -> tuple[torch.Tensor, dict[str, float]]:
+        """Forward one pass: its loss normalised within the pass (the caller scales it)."""
+        with autocast(self.autocast, self.policy.device, p.seq_len):  # the loss stays fp32
+            p.logp, mask = self.policy.token_logprobs(p.prompts, p.comps)
+        p.mask = mask * p.keep[:, None]
+        # Distillation makes advantages per token, against the log-probs the ratio uses.
+        fixed = p.old if p.old is not None else p.logp
+        p.token_adv, distill = distill_advantages(p.adv, fixed, [r.taught for r in p.rows], p.mask)
+        if it == 0:  # against the step's fixed old log-probs, so once
+            p.weights, tis = self._importance_weights(fixed, p.rows, p.mask)
+            weights = _group_weights(p.weights, p.mask, p.rows, len(stats.group_weights))
+            stats.group_weights = [a if a is not None else b
+                                   for a, b in zip(weights, stats.group_weights, strict=True)]
+            tokens = float(p.mask.sum())
+            for k, v in distill.items():
+                figures.add(f"distill_{k}", v, tokens)
+            for k, v in tis.items():
+                figures.add(f"tis_{k}", v, tokens)
+        return grpo_loss(p.logp, p.old, p.token_adv, p.mask, self.cfg, p.ref, max_tokens,
+                         token_weights=p.weights)
 
     def _rows(self, groups: list[Group], stats: StepStats) -> list[_Row]:
         """A row per sequence of the groups worth training on; a group a teacher scored is
@@ -246,34 +336,21 @@ class Learner:
             stats.update({f"sender_{k}": v for k, v in sender_stats.items()})
         return weights, stats
 
-    def _aligned_backward(
-        self, logp: torch.Tensor, old: torch.Tensor | None, adv: torch.Tensor,
-        mask: torch.Tensor, ref: torch.Tensor | None, max_tokens: int,
-        weights: torch.Tensor | None, local: torch.Tensor,
-    ) -> float:
-        """Gradients of this node's own rows and of the swarm's, apart; where they conflict
-        the swarm's loses its component along ours (PCGrad, Yu et al. 2020), so to first order
-        the swarm's groups never undo what the node's own teach. Returns their cosine."""
-        total = mask.sum().clamp(min=1)
+    def _split_grads(self, p: _Pass, max_tokens: int) -> list[list[torch.Tensor]]:
+        """The gradients of one pass's own rows and of its swarm rows, apart, each scaled to
+        the pass's share of the batch (for PCGrad over the whole batch: ``_pcgrad``)."""
+        local = torch.tensor([float(r.local) for r in p.rows], device=p.mask.device)
+        total = p.mask.sum().clamp(min=1)
         parts = []
         for sel in (local, 1.0 - local):
-            m = mask * sel[:, None]
-            part, _ = grpo_loss(logp, old, adv, m, self.cfg, ref, max_tokens, token_weights=weights)
-            if self.cfg.loss_type == "dapo":  # a token mean: each part over the batch's tokens
+            m = p.mask * sel[:, None]
+            part, _ = grpo_loss(p.logp, p.old, p.token_adv, m, self.cfg, p.ref, max_tokens,
+                                token_weights=p.weights)
+            if self.cfg.loss_type == "dapo":  # a token mean: each part over the pass's tokens
                 part = part * (m.sum() / total)
-            parts.append(part)
-        params = self.params
-        ours = _grads(parts[0], params, retain=True)
-        swarm = _grads(parts[1], params, retain=False)
-        dot, n_ours, n_swarm = torch.stack([  # one device sync for the three
-            torch.stack([(a * b).sum(), (a * a).sum(), (b * b).sum()])
-            for a, b in zip(ours, swarm, strict=True)
-        ]).sum(0).tolist()
-        if dot < 0 and n_ours > 0:
-            swarm = [b - (dot / n_ours) * a for a, b in zip(ours, swarm, strict=True)]
-        for p, a, b in zip(params, ours, swarm, strict=True):
-            p.grad = a + b
-        return dot / max(1e-12, (n_ours * n_swarm) ** 0.5)
+            parts.append(part * p.share)
+        return [_grads(parts[0], self.params, retain=True),
+                _grads(parts[1], self.params, retain=False)]
 
     @torch.no_grad()
     def _reference_logprobs(self, prompts: list, comps: list) -> tuple:
@@ -304,6 +381,38 @@ class Learner:
         for g, (fused, foreach) in zip(self.optimizer.param_groups, flags, strict=True):
             g["fused"], g["foreach"] = fused, foreach
         return state
+
+
+def _micro_batches(rows: list[_Row], groups_per_pass: int) -> list[list[_Row]]:
+    """The rows in passes of ``groups_per_pass`` whole groups (0: one pass)."""
+    if groups_per_pass <= 0:
+        return [rows]
+    passes: list[list[_Row]] = []
+    seen: list[int] = []
+    for r in rows:
+        if not seen or r.group != seen[-1]:
+            seen.append(r.group)
+            if (len(seen) - 1) % groups_per_pass == 0:
+                passes.append([])
+        passes[-1].append(r)
+    return passes
+
+
+def _pcgrad(
+    params: list[torch.Tensor], ours: list[torch.Tensor], swarm: list[torch.Tensor]
+) -> float:
+    """Where the swarm's gradient conflicts with the node's own, it loses its component along
+    ours (PCGrad, Yu et al. 2020), so to first order the swarm's groups never undo what the
+    node's own teach. Sets the parameters' gradients; returns the two gradients' cosine."""
+    dot, n_ours, n_swarm = torch.stack([  # one device sync for the three
+        torch.stack([(a * b).sum(), (a * a).sum(), (b * b).sum()])
+        for a, b in zip(ours, swarm, strict=True)
+    ]).sum(0).tolist()
+    if dot < 0 and n_ours > 0:
+        swarm = [b - (dot / n_ours) * a for a, b in zip(ours, swarm, strict=True)]
+    for p, a, b in zip(params, ours, swarm, strict=True):
+        p.grad = a + b
+    return dot / max(1e-12, (n_ours * n_swarm) ** 0.5)
 
 
 def _group_weights(

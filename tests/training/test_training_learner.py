@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+import pytest
 import torch
 from _training_helpers import random_policy
 
@@ -142,3 +145,56 @@ def test_autocast_off_and_auto() -> None:
     assert not Learner(random_policy(), GRPOConfig(autocast="off")).autocast
     auto = Learner(random_policy(), GRPOConfig(autocast="auto")).autocast
     assert auto == fast_bf16(torch.device("cpu"))
+
+
+@pytest.mark.parametrize("loss_type", ["grpo", "dr_grpo", "dapo"])
+@pytest.mark.parametrize("align", [False, True])
+def test_micro_batches_make_the_one_pass_update(loss_type: str, align: bool) -> None:
+    """Passes of one or two groups, gradients accumulated: the gradient of one pass over the
+    batch, with swarm groups (importance weights), a truncated row, two iterations (the clip)
+    and PCGrad, and the same figures."""
+    swarm = Group(PROMPT, [[50, 256], [52, 53], [51, 256], [52, 53, 54]], [0.0, 1.0, 1.0, 0.0],
+                  sender_logprobs=[-3.0, [-0.5, -4.0], -2.0, None], local=False)
+    other = Group([81, 58, 32, 50, 10, 65, 58], [[51], [52, 256], [50, 50, 50]], [1.0, 0.0, 0.5],
+                  truncated=[False, False, True])
+    groups = [group(), group((1.0, 1.0, 1.0, 1.0)), swarm, other]  # the second has no signal
+
+    def step(micro: int) -> tuple[list[torch.Tensor], Any]:
+        cfg = GRPOConfig(learning_rate=1e-3, loss_type=loss_type, num_iterations=2,
+                         mask_truncated=True, autocast="off", micro_batch_groups=micro)
+        learner = Learner(random_policy(), cfg, max_new_tokens=4, sender_cap=1.0, align=align)
+        stats = learner.train_step(groups)
+        # the second iteration's gradient: after the first update, so it checks that too
+        # (weights themselves are not compared: Adam's first step divides each gradient by its
+        # own size, so rounding in gradients near 0 moves weights by up to ~1% of lr)
+        return [p.grad.clone() for p in learner.params], stats
+
+    one, one_st = step(0)
+    assert max(float(g.abs().max()) for g in one) > 1e-3
+    for micro in (1, 2):
+        grads, st = step(micro)
+        assert st.tokens == one_st.tokens == 22 and st.groups_trained == 3
+        assert st.loss == pytest.approx(one_st.loss, abs=1e-6)
+        assert st.grad_norm == pytest.approx(one_st.grad_norm, rel=1e-5)
+        assert st.group_weights[1] is None
+        assert st.group_weights == pytest.approx(one_st.group_weights, abs=1e-6)
+        assert st.tis.keys() == one_st.tis.keys()
+        assert all(torch.allclose(a, b, rtol=1e-4, atol=1e-7)
+                   for a, b in zip(grads, one, strict=True))
+
+
+def test_an_update_frees_the_samplers_copy_of_the_weights() -> None:
+    """The lean step's fused weights are stale after an update: the learner frees them before
+    its passes (their memory is the update's), and the next rollout re-reads the new weights."""
+    policy = random_policy()
+    cfg = NodeConfig().generation
+    policy.generate(["Q: 1 + 1\nA:"], 2, cfg)
+    backend = policy._backends[cfg.backend]
+    assert backend._lean is not None
+    learner = Learner(policy, GRPOConfig(learning_rate=1e-2))
+    learner.train_step([group()])
+    assert backend._lean is None
+    greedy = cfg.model_copy(update={"temperature": 0.0, "decode": "lean"})
+    fused = policy.generate(["Q: 1 + 1\nA:"], 1, greedy)[0][0].completion_ids
+    plain = policy.generate(["Q: 1 + 1\nA:"], 1, greedy.model_copy(update={"decode": "model"}))
+    assert fused == plain[0][0].completion_ids
