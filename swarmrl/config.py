@@ -610,11 +610,32 @@ class GuardConfig(_Section):
     plausibility_max_nats: float = Field(
         default=100.0,
         gt=0.0,
-        description="... while a sender's own baseline (the running mean of its "
-        "completions' scores plus plausibility_sigmas deviations, per peer and model it claims) "
-        "may loosen the threshold for its text, up to this many nats and no further: honest "
+        description="... while a sender's own normal (plausibility_quantile of its recent "
+        "completions' scores plus plausibility_margin_nats, per peer and model it claims) may "
+        "loosen the threshold for its text, up to this many nats and no further: honest "
         "peers with other models or skills score up to ~70 on tiny models, junk around right "
         "answers 180-600 (docs/architecture.md).",
+    )
+    plausibility_quantile: float = Field(
+        default=0.99,
+        gt=0.0,
+        lt=1.0,
+        description="A sender's normal is this quantile of its last plausibility_window "
+        "scores (a robust upper tail: honest samples at temperature 1 have a heavier tail than "
+        "mean + k standard deviations assumes) ...",
+    )
+    plausibility_margin_nats: float = Field(
+        default=10.0,
+        ge=0.0,
+        description="... plus this many nats (a group's samples share its prompt, so a hard "
+        "prompt lifts them together past a bare quantile).",
+    )
+    plausibility_window: int = Field(
+        default=256,
+        ge=8,
+        le=65536,
+        description="Scores kept per sender for its normal (4 bytes each; the least recently "
+        "judged of 4,096 senders are forgotten first).",
     )
     plausibility_group_share: float = Field(
         default=0.25,

@@ -278,13 +278,12 @@ class Node:
         kept: list[tuple[PoolEntry, ScoredGroup]] = []
         blatant = self.plausibility.blatant
         for entry, group, ok, past in zip(chosen, external, verdicts, blatant, strict=True):
-            persistent = self.plausibility.persistent(entry.sender, not ok)
+            charge = self.plausibility.charged(entry.sender, not ok, past)
             if ok:
                 kept.append((entry, group))
             else:
                 # An honest peer's odd group is dropped for free; junk past the ceiling, or a
                 # peer whose groups are mostly implausible, pays (node/plausibility.py).
-                charge = persistent or past
                 self.admission.drop_later(entry.sender, "implausible", charge=charge)
                 self.pool.discard(entry, "implausible")
         return [e for e, _ in kept], [g for _, g in kept]

@@ -13,31 +13,40 @@ What is normal depends on who wrote the text. A peer with another model, another
 or other skills writes honest text this policy finds surprising (a node that never learned
 subtraction is surprised by right answers to it), so one threshold for every sender silenced
 honest peers. The threshold is per sender (its peer id with the model id and tokenizer
-fingerprint its group claims): the running mean of that sender's completions' scores plus
-``plausibility_sigmas`` standard deviations, never below this node's own threshold (its own
-samples' running mean plus as many deviations, at least ``plausibility_excess_nats``) and never
-above ``plausibility_max_nats``, so no sender, whatever model it claims, can make junk of more
-surprise than that plausible. A group with at least ``plausibility_group_share`` implausible
-completions is dropped. The node's own reference completions are scored in the same pass as
-the external ones; a sender's first group starts its baseline, so in effect only the
-ceiling judges it. Brains without a language model (the simulator's stub) have no
-``plausibility`` method: the check is then skipped.
+fingerprint its group claims): the ``plausibility_quantile`` (0.99) of that sender's last
+``plausibility_window`` scores plus ``plausibility_margin_nats``, never below this node's own
+threshold (its own samples' running mean plus ``plausibility_sigmas`` deviations, at least
+``plausibility_excess_nats``) and never above ``plausibility_max_nats``, so no sender, whatever
+model it claims, can make junk of more surprise than that plausible. A quantile, not mean +
+k deviations: honest samples at temperature 1 have a heavier tail than that assumes, and a
+window of hundreds of scores, not an exponential average of ~20, knows the tail (three honest
+daemons over 30 minutes dropped 2.3% of each other's groups under mean + 4 sd). A group
+with at least ``plausibility_group_share`` implausible completions is dropped. The node's own
+reference completions are scored in the same pass as the external ones; a sender's first
+group starts its baseline, so in effect only the ceiling judges it. Brains without a language
+model (the simulator's stub) have no ``plausibility`` method: the check is then skipped.
 
 A dropped group costs its sender reputation only when most of what that peer sends is
 implausible (``Plausibility.persistent``) or when the group is implausible by the ceiling itself
-(``blatant``: as many of its completions past the ceiling as make a group implausible; no honest
-group measured came near): an honest peer's odd group is dropped, not held against it; a
-peer that sends junk is ignored as fast as before.
+(``blatant``: as many of its completions past the ceiling as make a group implausible) and the
+peer has no plausible record to set against it (``Plausibility.charged``): an honest peer's odd
+group is dropped, not held against it; a peer that sends junk is ignored as fast as before.
 """
 
 from __future__ import annotations
 
 import math
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TypeVar
+
+import numpy as np
 
 from swarmrl.config import GuardConfig
 from swarmrl.training.brain import ScoredGroup
+
+T = TypeVar("T")
 
 
 @dataclass
@@ -61,6 +70,23 @@ class _Running:
             self.n += 1
 
 
+class _Window:
+    """A sender's last ``size`` finite scores (a ring buffer, 4 bytes a score)."""
+
+    def __init__(self, size: int) -> None:
+        self.scores = np.empty(size, dtype=np.float32)
+        self.n = 0  # scores seen
+
+    def update(self, xs: list[float]) -> None:
+        for x in xs:
+            if math.isfinite(x):
+                self.scores[self.n % len(self.scores)] = x
+                self.n += 1
+
+    def quantile(self, q: float) -> float:
+        return float(np.quantile(self.scores[: min(self.n, len(self.scores))], q))
+
+
 MAX_SENDERS = 4096
 """Senders with a baseline (least recently judged forgotten first): peer ids are free to mint."""
 MAX_PEERS = 4096
@@ -70,7 +96,7 @@ class Plausibility:
     def __init__(self, cfg: GuardConfig) -> None:
         self.cfg = cfg
         self.own = _Running()
-        self.baselines: OrderedDict[str, _Running] = OrderedDict()  # per sender_key
+        self.baselines: OrderedDict[str, _Window] = OrderedDict()  # per sender_key
         self.share: OrderedDict[str, _Running] = OrderedDict()  # per peer: implausible share
         self.blatant: list[bool] = []  # per group of the last judge(): a score past the ceiling
 
@@ -86,7 +112,8 @@ class Plausibility:
         base = self.baselines.get(sender) if sender is not None else None
         if base is None or base.n < self.cfg.plausibility_min_samples:
             return low
-        return max(low, min(self.cfg.plausibility_max_nats, self._high(base)))
+        normal = base.quantile(self.cfg.plausibility_quantile) + self.cfg.plausibility_margin_nats
+        return max(low, min(self.cfg.plausibility_max_nats, normal))
 
     def _high(self, r: _Running) -> float:
         return r.mean + self.cfg.plausibility_sigmas * math.sqrt(r.var)
@@ -107,7 +134,8 @@ class Plausibility:
         self.blatant = [not self._plausible(group, ceiling) for group in external]
         verdicts = []
         for key, group in zip(senders or [""] * len(external), external, strict=True):
-            base = _bounded_get(self.baselines, key, MAX_SENDERS)
+            base = _bounded_get(self.baselines, key, MAX_SENDERS,
+                                lambda: _Window(self.cfg.plausibility_window))
             within = [x for x in group if x <= ceiling]  # the rest never moves a baseline
             new = base.n < self.cfg.plausibility_min_samples
             if new:  # its first group starts it: in effect only the ceiling judges that one
@@ -126,9 +154,22 @@ class Plausibility:
     def persistent(self, peer: str, implausible: bool) -> bool:
         """Note one judged group of ``peer``; True when most of its recent judged groups were
         implausible (then the drop costs it reputation)."""
-        r = _bounded_get(self.share, peer, MAX_PEERS)
+        r = _bounded_get(self.share, peer, MAX_PEERS, _Running)
         r.update([1.0 if implausible else 0.0], decay=0.8)
         return implausible and r.n >= 4 and r.mean > 0.5
+
+    def charged(self, peer: str, implausible: bool, blatant: bool) -> bool:
+        """Note one judged group of ``peer``; True when dropping it costs the peer reputation:
+        most of its recent groups were implausible, or this one is implausible by the ceiling
+        alone and the peer has no plausible record to set against it (fewer than 4 groups
+        judged, or more than a quarter of its recent ones implausible). A junk sender pays from
+        its first group; an honest peer whose text is far from ours (another tokenizer: its
+        99.9th percentile was 146 nats over 30 minutes of daemons) has its rare group past the
+        ceiling dropped, not charged."""
+        if self.persistent(peer, implausible):
+            return True
+        r = self.share[peer]
+        return implausible and blatant and (r.n < 4 or r.mean > 0.25)
 
     @staticmethod
     def reference(local: list[ScoredGroup], k: int = 1) -> list[ScoredGroup]:
@@ -136,10 +177,10 @@ class Plausibility:
         return [g for g in local if g.local][:k]
 
 
-def _bounded_get(table: OrderedDict[str, _Running], key: str, cap: int) -> _Running:
+def _bounded_get(table: OrderedDict[str, T], key: str, cap: int, new: Callable[[], T]) -> T:
     r = table.get(key)
     if r is None:
-        r = table[key] = _Running()
+        r = table[key] = new()
         while len(table) > cap:
             table.popitem(last=False)
     else:

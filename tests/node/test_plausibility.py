@@ -69,6 +69,28 @@ def test_each_sender_is_judged_against_its_own_normal() -> None:
     assert check.judge(own, two, ["sub|fp"]) == [False] and check.blatant == [True]
 
 
+def test_a_senders_normal_is_a_quantile_of_its_recent_scores() -> None:
+    """Honest samples have a heavy tail: here one in 25 of a sender's samples scores 60 nats
+    where the rest score 5. Its normal is the 0.99 quantile of its last 256 scores plus a 10-nat
+    margin (70), so a group that happens to hold two of those samples is plausible; text far
+    past its tail is not, and its window forgets old scores."""
+    cfg = GuardConfig(plausibility_min_samples=8, plausibility_excess_nats=20.0,
+                      plausibility_group_share=0.25, plausibility_window=256)
+    check = Plausibility(cfg)
+    own = [[0.5, -0.3, 1.2, 0.1, 2.0, -1.0, 0.4, 0.0]]
+    samples = [60.0 if i % 25 == 0 else 5.0 for i in range(400)]
+    groups = [samples[i: i + 8] for i in range(0, 400, 8)]
+    assert all(check.judge(own, groups, ["peer|fp"] * len(groups)))
+    assert check.threshold("peer|fp") == pytest.approx(70.0)
+    assert check.judge(own, [[5.0, 60.0, 5.0, 60.0, 5.0, 5.0, 5.0, 5.0]], ["peer|fp"]) == [True]
+    assert check.judge(own, [[90.0, 95.0, 5.0, 5.0, 5.0, 5.0, 5.0, 5.0]], ["peer|fp"]) == [False]
+    # 256 samples later its tail is gone from the window: normal is 5 + 10, the node's own
+    # floor (20 nats) judges
+    check.judge(own, [[5.0] * 8] * 32, ["peer|fp"] * 32)
+    assert check.threshold("peer|fp") == 20.0
+    assert check.baselines["peer|fp"].n == 400 + 16 + 256
+
+
 def test_only_a_peer_whose_groups_are_mostly_implausible_pays_for_them() -> None:
     check = Plausibility(GuardConfig())
     honest = [check.persistent("honest", i % 10 == 3) for i in range(40)]
@@ -127,3 +149,18 @@ def test_junk_and_corrupted_reasoning_are_caught_by_a_real_policy(tmp_path) -> N
 
     node.cfg.guard.plausibility = False  # off: everything chosen is kept
     assert len(trio.run(lambda: node._plausible([], chosen, external))[1]) == 3
+
+
+def test_a_group_past_the_ceiling_costs_only_a_sender_without_a_plausible_record() -> None:
+    check = Plausibility(GuardConfig())
+    # junk from its first group: charged at once
+    assert check.charged("junk", True, blatant=True)
+    # an honest peer with a record of plausible groups: its rare group past the ceiling is
+    # dropped for free; two in a row cost it
+    assert not any(check.charged("honest", False, blatant=False) for _ in range(10))
+    assert not check.charged("honest", True, blatant=True)
+    assert check.charged("honest", True, blatant=True)
+    # an implausible group under the ceiling alone costs nothing until most groups are
+    assert not any(check.charged("other", False, blatant=False) for _ in range(10))
+    assert [check.charged("other", True, blatant=False) for _ in range(5)] == [
+        False, False, False, True, True]
