@@ -210,7 +210,7 @@ def _inputs(rng: random.Random) -> Iterator[tuple[str, Any]]:
 def test_decode_survives_100k_hostile_inputs() -> None:
     rng = random.Random(20240601)
     outcomes: Counter[str] = Counter()
-    slowest = (0.0, "")
+    slowest: list[tuple[float, int, str, Any]] = []  # the 5 slowest inputs
     total = 0
     for name, data in _inputs(rng):
         total += 1
@@ -227,11 +227,22 @@ def test_decode_survives_100k_hostile_inputs() -> None:
             assert encode(envelope) == data
         with contextlib.suppress(ProtocolError):
             decode_message(data)
-        elapsed = time.perf_counter() - start
-        slowest = max(slowest, (elapsed, name))
+        slowest = sorted([*slowest, (time.perf_counter() - start, total, name, data)])[-5:]
     assert total >= 100_000
     assert outcomes["rejected"] >= total - 1000
-    assert slowest[0] < 1.0, f"slowest input ({slowest[1]}) took {slowest[0]:.3f} s"
+    # A slow input is slow every time; a pause of the machine (GC, a busy neighbour: 1.08 s
+    # once in CI for an input that decodes in 0.1 ms) is not. So the slowest are timed again.
+    for _, _, name, data in slowest:
+        best = min(_decode_seconds(data) for _ in range(3))
+        assert best < 1.0, f"input {name!r} takes {best:.3f} s to decode"
+
+
+def _decode_seconds(data: Any) -> float:
+    start = time.perf_counter()
+    for decoder in (decode, decode_message):
+        with contextlib.suppress(ProtocolError):
+            decoder(data)
+    return time.perf_counter() - start
 
 
 def test_corpus_is_valid() -> None:
