@@ -192,8 +192,8 @@ class Learner:
         passes = [p for p in map(self._prepare, _micro_batches(rows, self.cfg.micro_batch_groups))
                   if p.tokens]
         n_tokens = sum(p.tokens for p in passes)
+        dapo = self.cfg.loss_type == "dapo"
         for p in passes:
-            dapo = self.cfg.loss_type == "dapo"
             p.share = p.tokens / n_tokens if dapo else len(p.rows) / len(rows)
         max_tokens = max(self.max_new_tokens or 0, max(len(r.completion) for r in rows))
         aligned = self.align and 0 < sum(r.local for r in rows) < len(rows)
@@ -205,7 +205,7 @@ class Learner:
             grad_norm = torch.nn.utils.clip_grad_norm_(self.params, self.cfg.max_grad_norm)
             self.optimizer.step()
             if it == 0:
-                stats.loss, stats.tokens = figures.sums["loss"], int(figures.weights["clip_frac"])
+                stats.loss, stats.tokens = figures.sums["loss"], n_tokens
                 stats.distill = figures.means("distill_")
                 stats.tis = {**figures.means("tis_"), **stats.tis}
             clip_fracs.append(figures.mean("clip_frac"))
