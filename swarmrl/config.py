@@ -298,6 +298,24 @@ class SAPOConfig(_Section):
         "'valued' (weight each sender by what its groups measurably counted in this node's "
         "updates: the running mean importance weight of its tokens; unknown senders 1).",
     )
+    adaptive: bool = Field(
+        default=False,
+        description="Choose J each step from what the swarm's groups measurably do for this "
+        "node. Each update estimates, to first order, what a swarm row's gradient does for the "
+        "node's own objective and what an own row's does (two halves of its own groups); over "
+        "the last 20 updates, J rises by one while the swarm's worth exceeds adaptive_price "
+        "times the own's by more than its standard error, falls by one while it is below by as "
+        "much, and otherwise holds. It starts at 1 and never goes below (the probe that keeps "
+        "measuring); the slots J gives up go to the node's own sampling (I + J stays local + "
+        "external). Costs two more backward passes per update.",
+    )
+    adaptive_price: float = Field(
+        default=1.0,
+        ge=0.0,
+        description="What a swarm row must be worth, as a share of an own row's worth, to earn a "
+        "slot: 1 = as much (never slower per step than the node alone); below 1 trades learning "
+        "per step for the sampling a swarm group saves.",
+    )
     drop_zero_advantage: bool = Field(
         default=True, description="Skip external groups whose local re-scores are all equal."
     )

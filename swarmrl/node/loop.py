@@ -48,6 +48,7 @@ from swarmrl.training.checkpoint_files import remove_stale_tmp, tuplify, verifie
 from swarmrl.training.sapo import (
     PoolEntry,
     Rescorer,
+    SharingSplit,
     SkillTracker,
     SwarmPool,
     select_external,
@@ -125,6 +126,7 @@ class Node:
                                  fingerprint=brain.tokenizer_fingerprint)
         self.skills = SkillTracker()
         self.sender_value: dict[str, float] = {}  # 'valued' sampling (see _value_senders)
+        self.split = SharingSplit(cfg.sapo)  # this step's I and J (sapo.adaptive moves them)
         self.peers = PeerTable()
         self.metrics = Metrics(out_dir / "metrics.jsonl" if out_dir else None)
         t = cfg.tasks  # its params were checked against these bounds when the config loaded
@@ -191,9 +193,8 @@ class Node:
             await self.distill.annotate(local, self.step)
         await self._publish_groups(local)
         self.pool.expire(self.step)
-        chosen = select_external(
-            self.pool, self.rescorer, self.skills, self.cfg.sapo, self.rng, self._peer_weight
-        )
+        chosen = select_external(self.pool, self.rescorer, self.skills, self.cfg.sapo, self.rng,
+                                 self._peer_weight, count=self.split.external)
         chosen = [e for e in chosen if self.selfplay.trainable_task(e.group.task)]
         external = [self.rescorer.rescore(e) for e in chosen]
         chosen, external = await self._plausible(local, chosen, external)
@@ -207,6 +208,7 @@ class Node:
         if self.distill is not None:
             stats.extra.update(self.distill.figures)
         self.pool.mark_used(chosen)
+        self.split.observe(stats.extra)
         self._value_senders(chosen, stats.group_weights[len(own) : len(own) + len(external)])
         for e in chosen:
             info = self.peers.get(e.sender)
@@ -223,10 +225,11 @@ class Node:
         return result
 
     async def _rollout_local(self) -> list[ScoredGroup]:
-        if self.cfg.sapo.local == 0:
+        n = self.split.local
+        if n == 0:
             return []
-        specs = self.control.take(self.cfg.sapo.local)  # submitted tasks go first
-        specs += self.selfplay.tasks_for_step(self.sampler, self.cfg.sapo.local - len(specs))
+        specs = self.control.take(n)  # submitted tasks go first
+        specs += self.selfplay.tasks_for_step(self.sampler, n - len(specs))
         style = self.cfg.tasks.prompt_style
         G = self.cfg.generation.group_size
 
@@ -428,6 +431,7 @@ class Node:
             "sampler": self.sampler.state_dict(),
             "rng": self.rng.getstate(),
             "selfplay": self.selfplay.state_dict(),
+            "sharing": self.split.state_dict(),
         }
         return self.brain.save(root, self.step, extra, self.cfg.checkpoint.keep)
 
@@ -464,6 +468,7 @@ class Node:
         self.sampler.load_state_dict(extra["sampler"])
         self.rng.setstate(tuplify(extra["rng"]))
         self.selfplay.load_state_dict(extra.get("selfplay", {}))
+        self.split.load_state_dict(extra.get("sharing", {}))
         self.step = step
 
 

@@ -39,6 +39,7 @@ from swarmrl.training.policy import Policy, sequence_logprobs
 from swarmrl.training.precision import autocast, use_autocast
 
 SIGNAL_EPS = 1e-6  # an advantage smaller than this carries no gradient worth a forward pass
+OWN_A, OWN_B, SWARM = 0, 1, 2  # the parts of a batch whose gradients sapo.adaptive compares
 
 
 @dataclass
@@ -72,6 +73,7 @@ class _Row:
     sender: list[float] | float | None  # a peer's claimed log-probs (per token, or a sum)
     local: bool = True  # sampled by this node (vs. taken from the swarm)
     group: int = 0  # index of its group in the step's batch
+    part: int = 0  # measuring the swarm's value: OWN_A / OWN_B (own groups alternately) / SWARM
 
 
 @dataclass
@@ -100,6 +102,7 @@ class _Figures:
 
     sums: dict[str, float] = field(default_factory=dict)
     weights: dict[str, float] = field(default_factory=dict)
+    grads: list[list[torch.Tensor]] = field(default_factory=list)  # per part, when split
 
     def add(self, key: str, value: float, weight: float) -> None:
         count = key.endswith("_tokens")  # a count: summed, not averaged
@@ -152,17 +155,19 @@ class Learner:
 
     def __init__(
         self, policy: Policy, cfg: GRPOConfig | NodeConfig, max_new_tokens: int | None = None,
-        sender_cap: float = 0.0, align: bool = False,
+        sender_cap: float = 0.0, align: bool = False, measure: bool = False,
     ) -> None:
         if isinstance(cfg, NodeConfig):
             max_new_tokens = max_new_tokens or cfg.generation.max_new_tokens
             sender_cap, align = cfg.sapo.importance_cap, cfg.sapo.align
+            measure = cfg.sapo.adaptive and cfg.sapo.external > 0 and cfg.sapo.local > 0
             cfg = cfg.grpo
         self.policy = policy
         self.cfg = cfg
         self.max_new_tokens = max_new_tokens
         self.sender_cap = sender_cap
         self.align = align
+        self.measure = measure  # the swarm's value to this node's own gradient (sapo.adaptive)
         self.params = trainable(policy.model)  # with LoRA, the adapters only
         self.optimizer = make_adamw(self.params, cfg)
         p = next(policy.model.parameters())
@@ -196,12 +201,19 @@ class Learner:
         for p in passes:
             p.share = p.tokens / n_tokens if dapo else len(p.rows) / len(rows)
         max_tokens = max(self.max_new_tokens or 0, max(len(r.completion) for r in rows))
-        aligned = self.align and 0 < sum(r.local for r in rows) < len(rows)
+        counts = _assign_parts(rows)
+        aligned = self.align and counts[SWARM] > 0 and counts[OWN_A] > 0
+        measured = self.measure and min(counts) > 0
         stats.group_weights = [None] * len(groups)
         clip_fracs = []
         for it in range(self.cfg.num_iterations):
             self.optimizer.zero_grad(set_to_none=True)
-            figures = self._accumulate_grads(passes, it, max_tokens, aligned, stats)
+            split = 3 if measured and it == 0 else 2 if aligned else 0
+            figures = self._accumulate_grads(passes, it, max_tokens, split, stats)
+            if split == 3:
+                stats.tis.update(_swarm_value(self.params, figures.grads, counts, aligned))
+            elif split == 2:
+                stats.tis["align_cos"] = _pcgrad(self.params, *figures.grads)
             grad_norm = torch.nn.utils.clip_grad_norm_(self.params, self.cfg.max_grad_norm)
             self.optimizer.step()
             if it == 0:
@@ -219,18 +231,19 @@ class Learner:
         return stats
 
     def _accumulate_grads(
-        self, passes: list[_Pass], it: int, max_tokens: int, aligned: bool, stats: StepStats
+        self, passes: list[_Pass], it: int, max_tokens: int, split: int, stats: StepStats
     ) -> _Figures:
-        """Forward and backward every pass of one iteration into the parameters' gradients."""
+        """Forward and backward every pass of one iteration into the parameters' gradients,
+        or, with ``split`` parts (2: ours and the swarm's; 3: our two halves and the swarm's),
+        into ``figures.grads``, one gradient per part summed over passes."""
         figures = _Figures()
-        split: list[list[torch.Tensor]] = []  # aligned: [ours, swarm], summed over passes
         for p in passes:
             loss, st = self._pass_loss(p, it, max_tokens, stats, figures)
-            if aligned:
-                parts = self._split_grads(p, max_tokens)
-                split = parts if not split else [
+            if split:
+                parts = self._split_grads(p, max_tokens, split)
+                figures.grads = parts if not figures.grads else [
                     [a + b for a, b in zip(acc, new, strict=True)]
-                    for acc, new in zip(split, parts, strict=True)
+                    for acc, new in zip(figures.grads, parts, strict=True)
                 ]
             else:
                 (loss * p.share).backward()
@@ -238,8 +251,6 @@ class Learner:
             figures.add("clip_frac", st["clip_frac"], st["tokens"])
             if "kl" in st:
                 figures.add("kl", st["kl"], st["tokens"])
-        if aligned:
-            stats.tis["align_cos"] = _pcgrad(self.params, *split)
         return figures
 
     def _prepare(self, rows: list[_Row]) -> _Pass:
@@ -336,21 +347,23 @@ class Learner:
             stats.update({f"sender_{k}": v for k, v in sender_stats.items()})
         return weights, stats
 
-    def _split_grads(self, p: _Pass, max_tokens: int) -> list[list[torch.Tensor]]:
-        """The gradients of one pass's own rows and of its swarm rows, apart, each scaled to
-        the pass's share of the batch (for PCGrad over the whole batch: ``_pcgrad``)."""
-        local = torch.tensor([float(r.local) for r in p.rows], device=p.mask.device)
+    def _split_grads(self, p: _Pass, max_tokens: int, split: int) -> list[list[torch.Tensor]]:
+        """The gradients of one pass's parts apart (2: own rows and swarm rows; 3: the own
+        rows' two halves and the swarm's), each scaled to the pass's share of the batch, so
+        over the whole batch they sum to the one-pass gradient."""
+        which = torch.tensor([r.part for r in p.rows], device=p.mask.device)
+        selectors = [which != SWARM, which == SWARM] if split == 2 else [
+            which == k for k in (OWN_A, OWN_B, SWARM)]
         total = p.mask.sum().clamp(min=1)
         parts = []
-        for sel in (local, 1.0 - local):
-            m = p.mask * sel[:, None]
+        for sel in selectors:
+            m = p.mask * sel.float()[:, None]
             part, _ = grpo_loss(p.logp, p.old, p.token_adv, m, self.cfg, p.ref, max_tokens,
                                 token_weights=p.weights)
             if self.cfg.loss_type == "dapo":  # a token mean: each part over the pass's tokens
                 part = part * (m.sum() / total)
             parts.append(part * p.share)
-        return [_grads(parts[0], self.params, retain=True),
-                _grads(parts[1], self.params, retain=False)]
+        return [_grads(x, self.params, retain=i < len(parts) - 1) for i, x in enumerate(parts)]
 
     @torch.no_grad()
     def _reference_logprobs(self, prompts: list, comps: list) -> tuple:
@@ -396,6 +409,43 @@ def _micro_batches(rows: list[_Row], groups_per_pass: int) -> list[list[_Row]]:
                 passes.append([])
         passes[-1].append(r)
     return passes
+
+
+def _assign_parts(rows: list[_Row]) -> list[int]:
+    """Mark each row OWN_A, OWN_B (this node's groups, alternately) or SWARM; returns how many
+    rows that count in the loss each part has."""
+    own = sorted({r.group for r in rows if r.local})
+    half = {g: i % 2 for i, g in enumerate(own)}
+    counts = [0, 0, 0]
+    for r in rows:
+        r.part = half[r.group] if r.local else SWARM
+        counts[r.part] += r.keep > 0 and bool(r.completion)
+    return counts
+
+
+def _swarm_value(
+    params: list[torch.Tensor], grads: list[list[torch.Tensor]], counts: list[int], align: bool
+) -> dict[str, float]:
+    """What the swarm's rows are worth to this node's own objective, beside what its own are
+    worth, to first order: a step along a gradient g changes the own loss by -lr <G, g>, G the
+    own loss's true gradient, and an independent sample of own rows estimates G without bias.
+    So <ours, swarm> estimates the swarm's part, and <half A, half B> (own rows, disjoint
+    groups) an own part's; each over its pairs of rows, so the two are per row and comparable.
+    Sets the parameters' gradients (the sum, or PCGrad's when ``align``)."""
+    a, b, swarm = grads
+    ours = [x + y for x, y in zip(a, b, strict=True)]
+    dots = torch.stack([
+        torch.stack([(x * y).sum(), (o * s).sum()])
+        for x, y, o, s in zip(a, b, ours, swarm, strict=True)
+    ]).sum(0).tolist()
+    n_a, n_b, n_swarm = counts
+    value = {"value_own": dots[0] / (n_a * n_b), "value_swarm": dots[1] / ((n_a + n_b) * n_swarm)}
+    if align:
+        value["align_cos"] = _pcgrad(params, ours, swarm)
+    else:
+        for p, o, s in zip(params, ours, swarm, strict=True):
+            p.grad = o + s
+    return value
 
 
 def _pcgrad(

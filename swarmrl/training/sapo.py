@@ -11,7 +11,8 @@ No torch here: re-tokenization and old log-probs happen inside the Brain's ``tra
 from __future__ import annotations
 
 import random
-from collections import OrderedDict, defaultdict
+import statistics
+from collections import OrderedDict, defaultdict, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -218,6 +219,54 @@ def _hit_limit(text: str, max_new_tokens: int) -> bool:
     return max_new_tokens > 0 and len(text.encode("utf-8")) >= max_new_tokens
 
 
+class SharingSplit:
+    """How a step's I + J group slots divide between this node's own sampling and the swarm.
+
+    Fixed (the paper) unless ``sapo.adaptive``. Then J starts at 1 and each update says, to
+    first order, what a swarm row did for the node's own objective (``value_swarm``) and what
+    an own row did (``value_own``): the learner's estimates. Per step they are noise (a step's
+    few groups), so J moves only on evidence: one up when, over the last ``WINDOW`` measured
+    updates, the swarm's worth minus ``adaptive_price`` times the own's is above zero by more
+    than its standard error; one down when it is below by as much; else J holds. Never below
+    1, so it keeps being measured; steps that measured nothing (no swarm group, or fewer than
+    two own groups with signal) change nothing.
+    """
+
+    WINDOW = 20
+
+    def __init__(self, cfg: SAPOConfig) -> None:
+        self.adaptive = cfg.adaptive and cfg.external > 0 and cfg.local > 0
+        self.budget = cfg.local + cfg.external
+        self.max_external = cfg.external
+        self.price = cfg.adaptive_price
+        self.external = 1 if self.adaptive else cfg.external
+        self.margins: deque[float] = deque(maxlen=self.WINDOW)  # swarm - price * own, per step
+
+    @property
+    def local(self) -> int:
+        return self.budget - self.external
+
+    def observe(self, figures: dict[str, float]) -> None:
+        if not self.adaptive or "value_own" not in figures:
+            return
+        self.margins.append(figures["value_swarm"] - self.price * figures["value_own"])
+        if len(self.margins) < 4:
+            return
+        mean = statistics.fmean(self.margins)
+        sem = statistics.stdev(self.margins) / len(self.margins) ** 0.5
+        if abs(mean) > sem:
+            step = 1 if mean > 0 else -1
+            self.external = min(self.max_external, max(1, self.external + step))
+
+    def state_dict(self) -> dict:
+        return {"external": self.external, "margins": list(self.margins)}
+
+    def load_state_dict(self, state: dict) -> None:
+        if self.adaptive and state:
+            self.external = min(self.max_external, max(1, int(state["external"])))
+            self.margins.extend(float(m) for m in state["margins"])
+
+
 class SkillTracker:
     """Running local reward per task family: what this node is bad at (used by 'learnable')."""
 
@@ -248,6 +297,7 @@ def select_external(
     cfg: SAPOConfig,
     rng: random.Random,
     peer_weight: Callable[[str], float] | None = None,
+    count: int | None = None,
 ) -> list[PoolEntry]:
     """Pick J external groups from the pool by the configured rule.
 
@@ -256,20 +306,22 @@ def select_external(
     is on its family, so the node spends its J slots on what it can learn and cannot yet do.
     'valued' (ours): uniform over groups, weighted by their sender's value (what its groups
     counted in this node's updates), which the node folds into ``peer_weight``.
-    ``peer_weight(sender)`` (the guard's reputation) scales every rule's weights.
+    ``peer_weight(sender)`` (the guard's reputation) scales every rule's weights. ``count``
+    is J this step (default ``cfg.external``; ``sapo.adaptive`` moves it).
     """
-    if cfg.external == 0 or not pool.entries:
+    count = cfg.external if count is None else count
+    if count == 0 or not pool.entries:
         return []
     candidates = list(pool.entries.values())
     if len(candidates) > cfg.candidates:
         candidates = rng.sample(candidates, cfg.candidates)
     if cfg.drop_zero_advantage:
         candidates = [e for e in candidates if rescorer.rescore(e).has_signal]
-    if len(candidates) <= cfg.external:
+    if len(candidates) <= count:
         return candidates
     trust = [peer_weight(e.sender) if peer_weight else 1.0 for e in candidates]
     if cfg.sampling in ("uniform", "valued") and all(t == 1.0 for t in trust):
-        return rng.sample(candidates, cfg.external)
+        return rng.sample(candidates, count)
     if cfg.sampling in ("uniform", "valued"):  # 'valued': peer_weight holds the sender's value
         weights = trust
     else:
@@ -279,7 +331,7 @@ def select_external(
             * t
             for e, t in zip(candidates, trust, strict=True)
         ]
-    return _weighted_sample(candidates, [max(w, 1e-9) for w in weights], cfg.external, rng)
+    return _weighted_sample(candidates, [max(w, 1e-9) for w in weights], count, rng)
 
 
 def _weighted_sample(

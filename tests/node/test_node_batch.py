@@ -6,6 +6,7 @@ import random
 from collections import Counter
 
 import pytest
+import trio
 from _node_helpers import group, node_config, problem, sapo, stub_node, wrong
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -13,9 +14,10 @@ from hypothesis import strategies as st
 from swarmrl.node.loop import sampled_logprobs
 from swarmrl.protocol.messages import RolloutGroup, SamplerInfo
 from swarmrl.tasks import ArithFamily, format_prompt, register_family, unregister_family, verify
-from swarmrl.training.brain import Completion, ScoredGroup
+from swarmrl.training.brain import Completion, ScoredGroup, TrainStats
 from swarmrl.training.sapo import (
     Rescorer,
+    SharingSplit,
     SkillTracker,
     SwarmPool,
     from_wire,
@@ -239,3 +241,64 @@ def test_valued_sampling_spends_j_on_senders_whose_text_counts() -> None:
     uniform = stub_node(node_config())
     uniform._value_senders([entries["far"]], [0.02])
     assert uniform._peer_weight("far") == 1.0  # only 'valued' reads it
+
+
+PAYS = {"value_own": 1.0, "value_swarm": 2.0}  # a swarm row did twice what an own row did
+COSTS = {"value_own": 1.0, "value_swarm": 0.2}
+
+
+def test_adaptive_sharing_moves_j_on_evidence_only() -> None:
+    """sapo.adaptive: J starts at 1 of I + J, rises one a step while the swarm's rows have
+    measurably been worth at least an own row's worth (adaptive_price), falls while they have
+    measurably not, holds on noise, and never leaves 1..external; the slots go to I."""
+    split = SharingSplit(sapo(local=4, external=4, adaptive=True))
+    assert (split.local, split.external) == (7, 1)
+    for _ in range(3):  # too few measurements to say anything
+        split.observe(PAYS)
+    assert split.external == 1
+    split.observe(PAYS)
+    assert (split.local, split.external) == (6, 2)
+    for _ in range(10):
+        split.observe(PAYS)
+    assert (split.local, split.external) == (4, 4)
+    noisy = SharingSplit(sapo(local=4, external=4, adaptive=True))
+    for k in range(40):  # a margin of +-1 around 0: no evidence either way
+        noisy.observe({"value_own": 1.0, "value_swarm": 1.0 + (-1) ** k})
+    assert noisy.external == 1
+    for _ in range(40):
+        split.observe(COSTS)
+        split.observe({"clip_frac": 0.0})  # a step that measured nothing changes nothing
+    assert (split.local, split.external) == (7, 1)
+    cheap = SharingSplit(sapo(local=4, external=4, adaptive=True, adaptive_price=0.1))
+    for _ in range(8):  # at a price of 0.1 of an own row, 0.2 pays
+        cheap.observe(COSTS)
+    assert (cheap.local, cheap.external) == (4, 4)
+    resumed = SharingSplit(sapo(local=4, external=4, adaptive=True))
+    resumed.load_state_dict(cheap.state_dict())
+    assert resumed.external == cheap.external and resumed.margins == cheap.margins
+    for cfg in (sapo(local=4, external=4), sapo(local=0, external=4, adaptive=True)):
+        fixed = SharingSplit(cfg)  # not adaptive: the configured I/J, whatever is measured
+        for _ in range(8):
+            fixed.observe(PAYS)
+        assert (fixed.local, fixed.external) == (cfg.local, cfg.external)
+
+
+def test_an_adaptive_node_samples_the_slots_the_swarm_does_not_earn() -> None:
+    """With the swarm's rows measured to pay, J rises after 4 measured steps and the node
+    samples one group fewer of its own: I + J stays 4."""
+    node = stub_node(node_config(sapo={"local": 2, "external": 2, "adaptive": True,
+                                       "publish": False}))
+    for i in range(16):
+        node.pool.add(group(i), f"peer{i % 4}", 0)
+    node.brain.train = lambda batch: TrainStats(  # type: ignore[method-assign]
+        groups=len(batch), extra=dict(PAYS), group_weights=[1.0] * len(batch))
+
+    async def run() -> list[tuple[int, int]]:
+        out = []
+        for _ in range(6):
+            r = await node.train_one_step()
+            out.append((len(r.local_groups), len(r.external_groups)))
+        return out
+
+    assert trio.run(run) == [(3, 1)] * 4 + [(2, 2)] * 2
+    assert [r["groups_external"] for r in node.metrics.history] == [1, 1, 1, 1, 2, 2]

@@ -64,6 +64,22 @@ def test_resume_restores_step_sampler_rng_and_brain(tmp_path: Path) -> None:
     assert [r["step"] for r in rows] == [1, 2, 3, 4, 5]
 
 
+def test_resume_restores_the_sharing_split(tmp_path: Path) -> None:
+    """sapo.adaptive's J and its evidence survive a restart: a resumed node does not go back
+    to measuring the swarm from scratch."""
+    cfg = node_config(seed=5, sapo={"local": 2, "external": 2, "adaptive": True})
+    first = stub_node(cfg, identity=ident(1), out_dir=tmp_path)
+    first.split.external = 2
+    first.split.margins.extend([0.5, -0.25])
+    first.save_checkpoint()
+    first.metrics.close()
+    second = stub_node(cfg, identity=ident(1), out_dir=tmp_path)
+    assert second.split.state_dict() != first.split.state_dict()
+    assert second.resume()
+    assert second.split.state_dict() == first.split.state_dict()
+    assert (second.split.local, second.split.external) == (2, 2)
+
+
 def test_resume_without_a_checkpoint_starts_fresh(tmp_path: Path) -> None:
     assert not stub_node(node_config(), out_dir=tmp_path).resume()
     assert not stub_node(node_config(), out_dir=None).resume()

@@ -149,10 +149,11 @@ def test_autocast_off_and_auto() -> None:
 
 @pytest.mark.parametrize("loss_type", ["grpo", "dr_grpo", "dapo"])
 @pytest.mark.parametrize("align", [False, True])
-def test_micro_batches_make_the_one_pass_update(loss_type: str, align: bool) -> None:
+@pytest.mark.parametrize("measure", [False, True])
+def test_micro_batches_make_the_one_pass_update(loss_type: str, align: bool, measure: bool) -> None:
     """Passes of one or two groups, gradients accumulated: the gradient of one pass over the
-    batch, with swarm groups (importance weights), a truncated row, two iterations (the clip)
-    and PCGrad, and the same figures."""
+    batch, with swarm groups (importance weights), a truncated row, two iterations (the clip),
+    PCGrad and the swarm's value measured per part (sapo.adaptive), and the same figures."""
     swarm = Group(PROMPT, [[50, 256], [52, 53], [51, 256], [52, 53, 54]], [0.0, 1.0, 1.0, 0.0],
                   sender_logprobs=[-3.0, [-0.5, -4.0], -2.0, None], local=False)
     other = Group([81, 58, 32, 50, 10, 65, 58], [[51], [52, 256], [50, 50, 50]], [1.0, 0.0, 0.5],
@@ -162,7 +163,8 @@ def test_micro_batches_make_the_one_pass_update(loss_type: str, align: bool) -> 
     def step(micro: int) -> tuple[list[torch.Tensor], Any]:
         cfg = GRPOConfig(learning_rate=1e-3, loss_type=loss_type, num_iterations=2,
                          mask_truncated=True, autocast="off", micro_batch_groups=micro)
-        learner = Learner(random_policy(), cfg, max_new_tokens=4, sender_cap=1.0, align=align)
+        learner = Learner(random_policy(), cfg, max_new_tokens=4, sender_cap=1.0, align=align,
+                          measure=measure and micro > 0)
         stats = learner.train_step(groups)
         # the second iteration's gradient: after the first update, so it checks that too
         # (weights themselves are not compared: Adam's first step divides each gradient by its
@@ -178,7 +180,8 @@ def test_micro_batches_make_the_one_pass_update(loss_type: str, align: bool) -> 
         assert st.grad_norm == pytest.approx(one_st.grad_norm, rel=1e-5)
         assert st.group_weights[1] is None
         assert st.group_weights == pytest.approx(one_st.group_weights, abs=1e-6)
-        assert st.tis.keys() == one_st.tis.keys()
+        assert st.tis.keys() - {"value_own", "value_swarm"} == one_st.tis.keys()
+        assert ("value_swarm" in st.tis) == measure
         assert all(torch.allclose(a, b, rtol=1e-4, atol=1e-7)
                    for a, b in zip(grads, one, strict=True))
 

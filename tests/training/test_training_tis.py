@@ -191,3 +191,35 @@ def test_align_keeps_the_swarm_from_undoing_the_nodes_own_groups() -> None:
     _, norm_agree, st = step([mine, Group(PROMPT, COMPS, REWARDS, local=False)], align=True)
     assert st["align_cos"] == pytest.approx(1.0, abs=1e-4)
     assert norm_agree == pytest.approx(norm_alone, rel=1e-4)
+
+
+def test_the_swarms_value_is_what_its_gradient_does_for_the_nodes_own() -> None:
+    """sapo.adaptive's measure: a swarm group that teaches what the node's own groups teach is
+    worth as much per row as an own one; one that teaches the opposite, minus as much. The
+    update itself is the one without the measurement."""
+    mine = [Group(PROMPT, COMPS, REWARDS), Group(PROMPT, COMPS, REWARDS)]  # halves A and B
+    same = Group(PROMPT, COMPS, REWARDS, local=False)
+    opposite = Group(PROMPT, COMPS, [1.0 - r for r in REWARDS], local=False)
+
+    def step(groups: list[Group], measure: bool, align: bool = False) -> tuple[list, dict]:
+        learner = Learner(random_policy(), GRPOConfig(autocast="off"), align=align,
+                          measure=measure)
+        stats = learner.train_step(groups)
+        return [p.grad.clone() for p in learner.params], stats.tis
+
+    plain, tis = step(mine + [same], measure=False)
+    assert "value_own" not in tis
+    grads, tis = step(mine + [same], measure=True)
+    assert all(torch.allclose(a, b, atol=1e-7) for a, b in zip(grads, plain, strict=True))
+    assert tis["value_own"] > 0
+    assert tis["value_swarm"] == pytest.approx(tis["value_own"], rel=1e-4)
+    _, tis = step(mine + [opposite], measure=True)
+    assert tis["value_swarm"] == pytest.approx(-tis["value_own"], rel=1e-4)
+    # with align as well: the same figures, and PCGrad's step
+    aligned, tis_aligned = step(mine + [opposite], measure=True, align=True)
+    expect, _ = step(mine + [opposite], measure=False, align=True)
+    assert tis_aligned["value_swarm"] == pytest.approx(tis["value_swarm"], rel=1e-5)
+    assert all(torch.allclose(a, b, atol=1e-7) for a, b in zip(aligned, expect, strict=True))
+    # nothing to compare against (one own group, or no swarm group): not measured
+    assert "value_own" not in step(mine[:1] + [same], measure=True)[1]
+    assert "value_own" not in step(mine, measure=True)[1]
