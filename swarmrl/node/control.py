@@ -14,9 +14,7 @@ from __future__ import annotations
 import functools
 import hmac
 import logging
-import os
 import secrets
-import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -34,6 +32,7 @@ from swarmrl.node.inbox import InboxFull
 from swarmrl.node.inspection import Rejected, Served, ServedNode
 from swarmrl.node.proto import control_pb2 as pb
 from swarmrl.node.proto import control_pb2_grpc as pb_grpc
+from swarmrl.protocol.atomic_file import write_text_atomic
 
 log = logging.getLogger("swarmrl.control")
 
@@ -319,12 +318,9 @@ def write_control_addr(run_dir: Path, addr: str) -> Path:
 
 
 def _write_run_file(run_dir: Path, name: str, line: str) -> Path:
-    """``run_dir/name`` holding ``line``, replaced atomically; mode 0600 (mkstemp's), so a
+    """``run_dir/name`` holding ``line``, replaced atomically; mode 0600 from the start, so a
     token is never readable by others, not even for an instant."""
     run_dir.mkdir(parents=True, exist_ok=True)
     path = run_dir / name
-    fd, tmp = tempfile.mkstemp(prefix=f".{name}.", dir=run_dir)
-    with os.fdopen(fd, "w") as fh:
-        fh.write(line + "\n")
-    os.replace(tmp, path)
+    write_text_atomic(path, line + "\n")
     return path

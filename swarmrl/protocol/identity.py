@@ -10,7 +10,6 @@ from __future__ import annotations
 import functools
 import os
 import stat
-import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -19,6 +18,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
+from swarmrl.protocol.atomic_file import write_bytes_atomic
 from swarmrl.protocol.errors import IdentityError, ProtocolError
 
 if TYPE_CHECKING:  # libp2p is imported lazily: most users of this module never need it
@@ -134,20 +134,7 @@ class Identity:
             serialization.PrivateFormat.PKCS8,
             serialization.NoEncryption(),
         )
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-        try:
-            os.fchmod(fd, 0o600)  # mkstemp already uses 0600; be explicit whatever the platform
-            os.write(fd, pem)
-            os.fsync(fd)
-            os.close(fd)
-            fd = -1
-            os.replace(tmp, path)
-        except BaseException:
-            if fd >= 0:
-                os.close(fd)
-            Path(tmp).unlink(missing_ok=True)
-            raise
-        _fsync_dir(path.parent)
+        write_bytes_atomic(path, pem)  # 0600 from the start, fsynced, no temp file left
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> Identity:
@@ -189,17 +176,3 @@ def _parse_private_key(path: Path, data: bytes) -> Ed25519PrivateKey:
     if not isinstance(key, Ed25519PrivateKey):
         raise IdentityError(f"{path}: not an ed25519 key ({type(key).__name__})")
     return key
-
-
-def _fsync_dir(directory: Path) -> None:
-    # Make the rename durable; not every platform/filesystem lets you open a directory.
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:  # pragma: no cover
-        return
-    try:
-        os.fsync(fd)
-    except OSError:  # pragma: no cover
-        pass
-    finally:
-        os.close(fd)

@@ -18,7 +18,8 @@ from typing import Any
 
 from rich.console import Console
 
-from swarmrl.simulator.report import finish_figure, node_rows, smooth, write_json_atomic
+from swarmrl.protocol.atomic_file import write_json_atomic
+from swarmrl.simulator.report import finish_figure, node_rows, smooth
 from swarmrl.simulator.runner import SimResult, run_scenario
 from swarmrl.simulator.scenario import Scenario, load_scenario
 

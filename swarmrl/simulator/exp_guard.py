@@ -18,8 +18,9 @@ from typing import Any
 
 from rich.console import Console
 
+from swarmrl.protocol.atomic_file import write_json_atomic
 from swarmrl.simulator.adversary import KINDS
-from swarmrl.simulator.report import node_rows, write_json_atomic
+from swarmrl.simulator.report import node_rows
 from swarmrl.simulator.runner import SimResult, run_scenario
 from swarmrl.simulator.scenario import Scenario, load_scenario
 

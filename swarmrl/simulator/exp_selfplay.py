@@ -23,10 +23,11 @@ from rich.console import Console
 
 from swarmrl.config import NodeConfig
 from swarmrl.node.loop import with_prompt_style
+from swarmrl.protocol.atomic_file import write_json_atomic
 from swarmrl.selfplay.evaluate import evaluate as evaluate_brain
 from swarmrl.selfplay.evaluate import heldout_sets
 from swarmrl.selfplay.parametric import build_arms
-from swarmrl.simulator.report import finish_figure, node_rows, write_json_atomic
+from swarmrl.simulator.report import finish_figure, node_rows
 from swarmrl.simulator.runner import SimResult, make_brain, run_scenario
 from swarmrl.simulator.scenario import NodeSpec, Scenario, load_scenario
 from swarmrl.simulator.stub import StubBrain, text_difficulty

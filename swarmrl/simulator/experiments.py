@@ -19,10 +19,11 @@ from typing import Any
 
 from rich.console import Console
 
+from swarmrl.protocol.atomic_file import write_json_atomic
 from swarmrl.simulator.exp_distill import run_distill
 from swarmrl.simulator.exp_guard import run_guard
 from swarmrl.simulator.exp_selfplay import run_selfplay
-from swarmrl.simulator.report import finish_figure, node_rows, write_json_atomic
+from swarmrl.simulator.report import finish_figure, node_rows
 from swarmrl.simulator.runner import run_scenario
 from swarmrl.simulator.scenario import Scenario, load_scenario
 

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import json
 import math
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
+from swarmrl.protocol.atomic_file import write_json_atomic
 from swarmrl.simulator.runner import SimResult
 
 
@@ -108,15 +107,6 @@ def sharing_line(nodes: list[dict[str, Any]]) -> str | None:
             f"{len(alone)} training alone on the same kind of tasks ({fig(alone)}): "
             f"cumulative reward {ratio:.2f}x, per token a node generated itself "
             f"{per_token(members) / max(1e-12, per_token(alone)):.2f}x.")
-
-
-def write_json_atomic(path: Path, obj: Any) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    with os.fdopen(fd, "w") as fh:
-        json.dump(obj, fh, indent=2, allow_nan=True)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
 
 
 def plot_rewards(result: SimResult, out_dir: Path, window: int = 5) -> list[Path]:
