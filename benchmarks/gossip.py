@@ -130,7 +130,8 @@ async def _worker(plan: dict[str, Any], ids: list[int], port_base: int) -> dict[
 
     from swarmrl.config import NetworkConfig
     from swarmrl.protocol import ProtocolError, decode
-    from swarmrl.protocol.libp2p_transport import Libp2pTransport, topic_name
+    from swarmrl.protocol.libp2p_transport import Libp2pTransport
+    from swarmrl.protocol.transport import topic_name
 
     n = plan["n"]
     topic = topic_name(SWARM, "rollouts")

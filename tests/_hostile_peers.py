@@ -13,7 +13,7 @@ from libp2p.peer.peerinfo import info_from_p2p_addr
 from libp2p.pubsub.gossipsub import PROTOCOL_ID, PROTOCOL_ID_V11, PROTOCOL_ID_V12
 from libp2p.utils.varint import encode_uvarint
 
-from swarmrl.protocol import Identity
+from swarmrl.protocol import Identity, topic_name
 from swarmrl.protocol.libp2p_wire import HELLO_PROTOCOL, request_protocol
 
 NODE_PROTOCOLS = [str(p) for p in (PROTOCOL_ID, PROTOCOL_ID_V11, PROTOCOL_ID_V12)] + [
@@ -54,7 +54,7 @@ async def joined_member(me: Identity, net, swarm_id: str, handshake: bytes):
     """A transport that passed the hello and has a peer on the rollouts topic."""
     from swarmrl.protocol.libp2p_transport import Libp2pTransport
 
-    rollouts = f"/swarmrl/{swarm_id}/rollouts/1"
+    rollouts = topic_name(swarm_id, "rollouts")
     async with Libp2pTransport.open(me, net, swarm_id=swarm_id, handshake=handshake) as t:
         t.subscribe(rollouts)
         with trio.fail_after(30):
@@ -96,7 +96,7 @@ async def spec_flood(target: str, swarm_id: str, handshake: bytes, seconds: floa
     me = Identity.generate()
     net = NetworkConfig(listen=["/ip4/127.0.0.1/tcp/0"], bootstrap=[target],
                         publish_per_second=max(rate * 2, 20.0))
-    rollouts = f"/swarmrl/{swarm_id}/rollouts/1"
+    rollouts = topic_name(swarm_id, "rollouts")
     total = int(seconds * rate)
     specs: list = []
     rounds = 0
@@ -145,7 +145,7 @@ async def key_flood(target: str, swarm_id: str, handshake: bytes, seconds: float
     from swarmrl.tasks import materialize
     from swarmrl.tasks.families import get_family
 
-    rollouts = f"/swarmrl/{swarm_id}/rollouts/1"
+    rollouts = topic_name(swarm_id, "rollouts")
     fresh = [Identity.generate() for _ in range(keys)]
     total = int(seconds * rate)
     arith = get_family("arith")

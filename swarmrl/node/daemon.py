@@ -29,9 +29,9 @@ import trio
 
 from swarmrl.config import ConfigError, NodeConfig, load_toml, parse_config
 from swarmrl.node.genesis import Genesis, explain_mismatch, load_genesis, private_handshake
-from swarmrl.node.loop import Node, StepResult, topic
+from swarmrl.node.loop import Node, StepResult
 from swarmrl.node.runtime import RealRuntime
-from swarmrl.protocol import DEFAULT_MAX_SIZE, Identity, ProtocolError, decode
+from swarmrl.protocol import DEFAULT_MAX_SIZE, Identity, ProtocolError, decode, topic_name
 from swarmrl.protocol.atomic_file import write_json_atomic, write_text_atomic
 from swarmrl.protocol.errors import IdentityError
 from swarmrl.training.brain import Brain, TrainStats
@@ -268,7 +268,7 @@ def make_validator(max_size: int, swarm_id: str) -> Callable[[str, str, bytes], 
     envelopes of the topic's own kind, signed by their libp2p author, pass, so garbage and
     misplaced messages (a 500 KB teacher request on the rollouts topic) die at the first honest
     hop instead of being relayed to the whole swarm."""
-    kinds = {topic(swarm_id, name): kind for name, kind in TOPIC_KINDS.items()}
+    kinds = {topic_name(swarm_id, name): kind for name, kind in TOPIC_KINDS.items()}
 
     def validate(topic_id: str, sender: str, data: bytes) -> bool:
         kind = kinds.get(topic_id)

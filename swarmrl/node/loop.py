@@ -28,7 +28,7 @@ from swarmrl.node.plausibility import Plausibility, sender_key
 from swarmrl.node.runtime import Runtime
 from swarmrl.node.student import DistillClient
 from swarmrl.node.teacher import TeacherService
-from swarmrl.protocol import Identity, SeqCounter, Transport, encode, seal
+from swarmrl.protocol import Identity, SeqCounter, Transport, encode, seal, topic_name
 from swarmrl.protocol.messages import (
     MAX_PER_TOKEN_LOGPROBS,
     PROTOCOL_VERSION,
@@ -69,10 +69,6 @@ def public_model_id(model_id: str) -> str:
     if path.is_absolute() or model_id.startswith(("~", ".")) or path.exists():
         return path.expanduser().name or "local"
     return model_id
-
-
-def topic(swarm_id: str, name: str) -> str:
-    return f"/swarmrl/{swarm_id}/{name}/1"
 
 
 @dataclass
@@ -149,7 +145,7 @@ class Node:
         self.public_model_id = public_model_id(brain.model_id)[:256]  # said in cards, groups
         self._no_signal_steps = 0  # steps in a row whose groups all had equal rewards
         self._said_no_signal = False  # the warning is said once per run, not every 20 steps
-        self.topics = {n: topic(cfg.swarm_id, n) for n in ("rollouts", "tasks", "peers")}
+        self.topics = {n: topic_name(cfg.swarm_id, n) for n in ("rollouts", "tasks", "peers")}
         self.selfplay = SelfPlay(self)  # creator / solver roles (swarmrl/selfplay/agent.py)
         # Free-form tasks from peers enter the pool once our own solvers verified them.
         self.guard.is_verified = self.selfplay.freeform.is_verified

@@ -38,7 +38,7 @@ from swarmrl.protocol.messages import (
     task_key,
 )
 from swarmrl.protocol.replay import ReplayGuard, SeqCounter
-from swarmrl.protocol.transport import Handler, Subscription, Transport
+from swarmrl.protocol.transport import Handler, Subscription, Transport, topic_name
 
 __all__ = [
     "DEFAULT_MAX_SIZE",
@@ -79,5 +79,6 @@ __all__ = [
     "public_key_from_peer_id",
     "seal",
     "task_key",
+    "topic_name",
     "verify",
 ]

@@ -59,7 +59,13 @@ from swarmrl.protocol.libp2p_wire import (
     request_protocol,
     write_frame,
 )
-from swarmrl.protocol.transport import Handler, Subscription, Transport, check_payload
+from swarmrl.protocol.transport import (
+    Handler,
+    Subscription,
+    Transport,
+    check_payload,
+    topic_namespace,
+)
 
 if sys.version_info < (3, 11):  # pragma: no cover - trio depends on the backport there
     from exceptiongroup import BaseExceptionGroup
@@ -75,11 +81,6 @@ _HELLO_TIMEOUT_S = 10.0
 _HELLO_ATTEMPTS = 3  # the connected event can fire before the muxer is ready for streams
 _OUTBOUND_QUEUE = 1024  # gossipsub RPCs held per peer (py-libp2p default: 32)
 _REPLY_OVERHEAD = 1  # the status byte in front of a reply
-
-
-def topic_name(swarm_id: str, name: str) -> str:
-    """The GossipSub topic of ``name`` ("rollouts", "tasks", "peers") in swarm ``swarm_id``."""
-    return f"/swarmrl/{swarm_id}/{name}/1"
 
 
 class _Outbox:
@@ -148,7 +149,7 @@ class Libp2pTransport(Transport):
         self._net = net
         self._host = host
         self._swarm_id = swarm_id
-        self._prefix = f"/swarmrl/{swarm_id}/"
+        self._prefix = topic_namespace(swarm_id)
         self._hello = Hello(swarm_id, handshake, explain_mismatch)
         self._validator = validator
         self._max_bytes = net.max_message_bytes

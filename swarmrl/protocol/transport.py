@@ -33,6 +33,17 @@ DEFAULT_QUEUE_SIZE = 1024
 DEFAULT_MAX_MESSAGE_SIZE = 1024 * 1024  # gossipsub's default RPC limit; transports refuse more
 
 
+def topic_name(swarm_id: str, name: str) -> str:
+    """The gossip topic of ``name`` ("rollouts", "tasks", "peers") in swarm ``swarm_id``, the
+    same on every transport (the node subscribes to it, the libp2p validator keys on it)."""
+    return f"{topic_namespace(swarm_id)}{name}/1"
+
+
+def topic_namespace(swarm_id: str) -> str:
+    """What every topic of swarm ``swarm_id`` starts with (a transport refuses any other)."""
+    return f"/swarmrl/{swarm_id}/"
+
+
 def check_payload(data: bytes, max_size: int, stats: Counter[str] | None = None) -> None:
     """What every transport checks before sending: bytes, and no more than ``max_size`` of
     them (counted as ``dropped_oversize`` in ``stats`` when given)."""

@@ -41,9 +41,8 @@ from swarmrl.node.genesis import (
     load_genesis,
     new_genesis,
 )
-from swarmrl.node.loop import topic
 from swarmrl.node.metrics import read_metrics
-from swarmrl.protocol import Identity, PeerCard, TeacherRequest, encode, seal
+from swarmrl.protocol import Identity, PeerCard, TeacherRequest, encode, seal, topic_name
 from swarmrl.protocol.messages import PROTOCOL_VERSION
 from swarmrl.training.checkpoint_files import latest_checkpoint
 
@@ -147,19 +146,19 @@ def test_validator_passes_only_signed_envelopes_of_their_author_and_topic() -> N
     me, other = Identity.generate(), Identity.generate()
     data = encode(seal(PeerCard(peer_id=me.peer_id), me, seq=1))
     validate = make_validator(1 << 20, "s")
-    peers, rollouts = topic("s", "peers"), topic("s", "rollouts")
+    peers, rollouts = topic_name("s", "peers"), topic_name("s", "rollouts")
     assert validate(peers, me.peer_id, data)
     assert not validate(peers, other.peer_id, data)  # relayed under someone else's name
     assert not validate(peers, me.peer_id, data[:-1] + bytes([data[-1] ^ 1]))  # tampered
     assert not validate(peers, me.peer_id, b"\x00" * 40)
     assert not validate(rollouts, me.peer_id, data)  # a peer card on the rollouts topic
-    assert not validate(topic("other", "peers"), me.peer_id, data)  # not our swarm's topic
+    assert not validate(topic_name("other", "peers"), me.peer_id, data)  # not our swarm's topic
     request = TeacherRequest(request_id=1, tokenizer_fingerprint="f", prompt_ids=[1],
                              completion_ids=[[2] * 4000] * 8)
     big = encode(seal(request, me, seq=2))
     assert len(big) > 30_000
     for name in TOPIC_KINDS:  # request/response traffic has no business on any gossip topic
-        assert not validate(topic("s", name), me.peer_id, big)
+        assert not validate(topic_name("s", name), me.peer_id, big)
 
 
 # --- setup and CLI ---------------------------------------------------------------------------

@@ -15,10 +15,10 @@ from _node_helpers import (
     stub_node,
 )
 
-from swarmrl.node.loop import Node, topic
+from swarmrl.node.loop import Node
 from swarmrl.node.metrics import read_metrics
 from swarmrl.node.runtime import SimRuntime
-from swarmrl.protocol import LinkSpec, MemoryNetwork, PeerCard, encode, seal
+from swarmrl.protocol import LinkSpec, MemoryNetwork, PeerCard, encode, seal, topic_name
 from swarmrl.simulator.stub import StubBrain
 
 ROW_KEYS = {
@@ -69,18 +69,18 @@ def test_two_nodes_share_rollouts_while_an_attacker_floods_junk() -> None:
 
     async def attack(net: MemoryNetwork, swarm: str) -> None:
         ep = net.endpoint(evil.peer_id)
-        captured = ep.subscribe(topic(swarm, "rollouts"))
+        captured = ep.subscribe(topic_name(swarm, "rollouts"))
         seq = 10**9
         while True:
             await trio.sleep(0.03)
-            await ep.publish(topic(swarm, "rollouts"), b"\x93garbage")
+            await ep.publish(topic_name(swarm, "rollouts"), b"\x93garbage")
             while len(captured):
                 _, data = captured.receive_nowait()
-                await ep.publish(topic(swarm, "rollouts"), data)  # replay
+                await ep.publish(topic_name(swarm, "rollouts"), data)  # replay
             seq += 1
             card = PeerCard(peer_id=evil.peer_id, swarm_id="elsewhere")
             env = seal(card, evil, seq=seq, timestamp=trio.current_time() + 1.8e9)
-            await ep.publish(topic(swarm, "peers"), encode(env))
+            await ep.publish(topic_name(swarm, "peers"), encode(env))
 
     async def main() -> tuple[Node, Node]:
         link = LinkSpec(latency_s=0.02, jitter_s=0.01)

@@ -17,7 +17,8 @@ import trio
 
 from swarmrl.config import NetworkConfig
 from swarmrl.protocol import Identity, RequestTimeout, TransportError
-from swarmrl.protocol.libp2p_transport import Libp2pTransport, topic_name
+from swarmrl.protocol.libp2p_transport import Libp2pTransport
+from swarmrl.protocol.transport import topic_name
 
 pytestmark = pytest.mark.network
 
@@ -280,7 +281,8 @@ _CHILD = textwrap.dedent(
     import sys, trio
     from swarmrl.config import NetworkConfig
     from swarmrl.protocol import Identity
-    from swarmrl.protocol.libp2p_transport import Libp2pTransport, topic_name
+    from swarmrl.protocol.libp2p_transport import Libp2pTransport
+    from swarmrl.protocol.transport import topic_name
 
     TOPIC = topic_name("test", "rollouts")
 
