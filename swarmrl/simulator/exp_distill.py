@@ -19,7 +19,7 @@ from typing import Any
 from rich.console import Console
 
 from swarmrl.protocol.atomic_file import write_json_atomic
-from swarmrl.simulator.report import finish_figure, node_rows, smooth
+from swarmrl.simulator.report import finish_figure, node_rows, runs_mean_sd, smooth
 from swarmrl.simulator.runner import SimResult, run_scenario
 from swarmrl.simulator.scenario import Scenario, load_scenario
 
@@ -147,8 +147,8 @@ def distill_table(
     ]
     for name, runs in results.items():
         lines.append(
-            f"| {name} | {_ms(runs, 'last20')} | {_ms(runs, 'cumulative', 2)} | "
-            f"{_ms(runs, 'heldout_sampled')} | {_ms(runs, 'heldout_greedy')} | "
+            f"| {name} | {runs_mean_sd(runs, 'last20')} | {runs_mean_sd(runs, 'cumulative', 2)} | "
+            f"{runs_mean_sd(runs, 'heldout_sampled')} | {runs_mean_sd(runs, 'heldout_greedy')} | "
             f"{_opt(runs, 'share')} | {_opt(runs, 'fallback')} | "
             f"{statistics.fmean(r['virtual_s'] for r in runs):.0f} |"
         )
@@ -166,12 +166,6 @@ def distill_table(
             f"{statistics.fmean(t['served'] for t in teachers):.0f} requests served per run.",
         ]
     return "\n".join(lines)
-
-
-def _ms(runs: list[dict[str, Any]], key: str, digits: int = 3) -> str:
-    xs = [r[key] for r in runs]
-    sd = statistics.stdev(xs) if len(xs) > 1 else 0.0
-    return f"{statistics.fmean(xs):.{digits}f} ± {sd:.{digits}f}"
 
 
 def _opt(runs: list[dict[str, Any]], key: str) -> str:

@@ -27,7 +27,7 @@ from swarmrl.protocol.atomic_file import write_json_atomic
 from swarmrl.selfplay.evaluate import evaluate as evaluate_brain
 from swarmrl.selfplay.evaluate import heldout_sets
 from swarmrl.selfplay.parametric import build_arms
-from swarmrl.simulator.report import finish_figure, node_rows
+from swarmrl.simulator.report import finish_figure, mean_sd, node_rows
 from swarmrl.simulator.runner import SimResult, make_brain, run_scenario
 from swarmrl.simulator.scenario import NodeSpec, Scenario, load_scenario
 from swarmrl.simulator.stub import StubBrain, text_difficulty
@@ -148,14 +148,6 @@ def run_selfplay(
     return table
 
 
-def _sd(xs: list[float]) -> float:
-    return statistics.stdev(xs) if len(xs) > 1 else 0.0
-
-
-def _ms(xs: list[float]) -> str:
-    return f"{statistics.fmean(xs):.3f} ± {_sd(xs):.3f}"
-
-
 def selfplay_table(results: dict[str, list[dict[str, Any]]], base: Scenario) -> str:
     runs = next(iter(results.values()))
     levels = list(runs[0]["heldout"]) if runs else []
@@ -173,10 +165,10 @@ def selfplay_table(results: dict[str, list[dict[str, Any]]], base: Scenario) -> 
         skills = [statistics.fmean(s[-1][1] for s in r["skill"]) for r in rs if all(r["skill"])]
         lines.append(
             f"| {arm} | "
-            + " | ".join(_ms([r["heldout"][lv] for r in rs]) for lv in levels)
-            + f" | {_ms([r['heldout_mean'] for r in rs])} | "
-            + (_ms(skills) if skills else "-")
-            + f" | {_ms([r['reward'] for r in rs])} | {_ms([r['signal'] for r in rs])} | "
+            + " | ".join(mean_sd([r["heldout"][lv] for r in rs]) for lv in levels)
+            + f" | {mean_sd([r['heldout_mean'] for r in rs])} | "
+            + mean_sd(skills)
+            + f" | {mean_sd([r['reward'] for r in rs])} | {mean_sd([r['signal'] for r in rs])} | "
             + f"{statistics.fmean(r['creator_tasks'] for r in rs):.0f} |"
         )
     return "\n".join(lines)

@@ -23,7 +23,7 @@ from swarmrl.protocol.atomic_file import write_json_atomic
 from swarmrl.simulator.exp_distill import run_distill
 from swarmrl.simulator.exp_guard import run_guard
 from swarmrl.simulator.exp_selfplay import run_selfplay
-from swarmrl.simulator.report import finish_figure, node_rows
+from swarmrl.simulator.report import finish_figure, mean_sd, node_rows, runs_mean_sd
 from swarmrl.simulator.runner import run_scenario
 from swarmrl.simulator.scenario import Scenario, load_scenario
 
@@ -162,12 +162,14 @@ def sapo_table(
         rule,
     ]
     for name, runs in results.items():
-        row = f"| {name} | {_ms(runs, 'cumulative', 2)} | {_ratio(runs, silo, 'cumulative')} "
+        row = (f"| {name} | {runs_mean_sd(runs, 'cumulative', 2)} "
+               f"| {_ratio(runs, silo, 'cumulative')} ")
         if heldout:
             start = statistics.fmean(r.get("heldout_greedy_start", float("nan")) for r in runs)
-            row += (f"| {start:.3f} -> {_ms(runs, 'heldout_greedy')} "
-                    f"| {_ratio(runs, silo, 'heldout_greedy')} | {_ms(runs, 'heldout_sampled')} ")
-        row += (f"| {_ms(runs, 'signal', 2)} | {_ms(runs, 'reward_per_ktok', 3)} "
+            row += (f"| {start:.3f} -> {runs_mean_sd(runs, 'heldout_greedy')} "
+                    f"| {_ratio(runs, silo, 'heldout_greedy')} "
+                    f"| {runs_mean_sd(runs, 'heldout_sampled')} ")
+        row += (f"| {runs_mean_sd(runs, 'signal', 2)} | {runs_mean_sd(runs, 'reward_per_ktok', 3)} "
                 f"| {statistics.fmean(r.get('wall_s', 0.0) for r in runs):.0f} |")
         if paper:
             row += f" {PAPER.get(name, '-')} |"
@@ -175,25 +177,12 @@ def sapo_table(
     return "\n".join(lines)
 
 
-def _ms(runs: list[dict[str, Any]], key: str, digits: int = 3) -> str:
-    xs = [r[key] for r in runs if key in r]
-    if not xs:
-        return "-"
-    return f"{statistics.fmean(xs):.{digits}f} ± {_sd(xs):.{digits}f}"
-
-
 def _ratio(runs: list[dict[str, Any]], silo: list[dict[str, Any]], key: str) -> str:
     """Mean ± sd over seeds of this arm's figure over the silo's, seed by seed."""
     by_seed = {r["seed"]: r.get(key) for r in silo}
     ratios = [r[key] / by_seed[r["seed"]] for r in runs
               if r.get(key) is not None and by_seed.get(r["seed"])]
-    if not ratios:
-        return "-"
-    return f"{statistics.fmean(ratios):.3f} ± {_sd(ratios):.3f}"
-
-
-def _sd(xs: list[float]) -> float:
-    return statistics.stdev(xs) if len(xs) > 1 else 0.0
+    return mean_sd(ratios)
 
 
 def plot_sapo(results: dict[str, list[dict[str, Any]]], path: Path) -> None:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import math
 import os
+import statistics
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +16,20 @@ from swarmrl.simulator.runner import SimResult
 def _mean(xs: list[float]) -> float:
     xs = [x for x in xs if x is not None and not (isinstance(x, float) and math.isnan(x))]
     return sum(xs) / len(xs) if xs else float("nan")
+
+
+def mean_sd(xs: Sequence[float], digits: int = 3) -> str:
+    """``mean ± sd`` as the experiment tables print a figure over seeds (sd 0 for one seed,
+    "-" for none)."""
+    if not xs:
+        return "-"
+    sd = statistics.stdev(xs) if len(xs) > 1 else 0.0
+    return f"{statistics.fmean(xs):.{digits}f} ± {sd:.{digits}f}"
+
+
+def runs_mean_sd(runs: list[dict[str, Any]], key: str, digits: int = 3) -> str:
+    """:func:`mean_sd` of ``key`` over the runs (seeds) that report it."""
+    return mean_sd([r[key] for r in runs if key in r], digits)
 
 
 def smooth(xs: list[float], window: int) -> list[float]:

@@ -11,7 +11,7 @@ from _sim_helpers import DEFAULTS, LM_MODEL, oracle_brain, scenario
 
 from swarmrl.node.metrics import read_metrics
 from swarmrl.simulator import run_scenario
-from swarmrl.simulator.report import sharing_line, write_report
+from swarmrl.simulator.report import mean_sd, runs_mean_sd, sharing_line, write_report
 
 
 @pytest.mark.slow
@@ -79,3 +79,12 @@ def test_the_report_puts_the_sharing_nodes_beside_one_that_trains_alone(tmp_path
     assert line is not None and "the 2 nodes that share" in line and "1 training alone" in line
     assert line in (tmp_path / "report.md").read_text()
     assert sharing_line([n for n in summary["nodes"] if not n["alone"]]) is None
+
+
+def test_the_tables_print_a_figure_over_seeds_as_mean_and_sd() -> None:
+    assert mean_sd([1.0, 2.0, 3.0]) == "2.000 ± 1.000"
+    assert mean_sd([0.5], digits=2) == "0.50 ± 0.00"  # one seed: no spread to report
+    assert mean_sd([]) == "-"
+    runs = [{"r": 1.0}, {"r": 3.0}, {}]  # a run without the figure is left out, not a zero
+    assert runs_mean_sd(runs, "r", 1) == "2.0 ± 1.4"
+    assert runs_mean_sd(runs, "missing") == "-"
