@@ -230,9 +230,9 @@ class DaemonNode(Node):
         if path is not None:
             self.saved_step = self.step
             # Frequent checkpoints of a fast node would drown the log: say so every 10 s, and
-            # always for the last one (paused = stopping).
+            # always for the last one (taken while stopping).
             now = time.monotonic()
-            loud = self.paused or now - self._last_ckpt_log >= 10.0
+            loud = self.stopping or now - self._last_ckpt_log >= 10.0
             log.log(logging.INFO if loud else logging.DEBUG, "checkpoint saved: %s", path)
             self._last_ckpt_log = now if loud else self._last_ckpt_log
         return path
@@ -361,7 +361,7 @@ async def _main(setup: DaemonSetup, ident: Identity, brain: Brain) -> str | None
                 await _serve_bootstrap(node)
             else:
                 await node.run()
-                node.paused = True  # stopping: the final checkpoint is logged
+                node.stopping = True  # the final checkpoint is logged
                 node.flush_log()
                 log.info("reached step %d: done", node.step)
             nursery.cancel_scope.cancel()
@@ -442,11 +442,11 @@ async def _stop_on_signal(node: DaemonNode, nursery: trio.Nursery) -> None:
     with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
         async for signum in signals:
             name = signal.Signals(signum).name
-            if node.paused:
+            if node.stopping:
                 log.warning("%s again: stopping now", name)
                 nursery.cancel_scope.cancel()
                 return
-            node.paused = True  # the loop starts no new step
+            node.stopping = True  # the loop starts no new step
             if isinstance(node.brain, NullBrain):
                 log.info("%s: leaving the swarm", name)
             elif node.stepping:

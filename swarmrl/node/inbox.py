@@ -3,8 +3,8 @@
 The control server answers on its own threads while the node runs on trio's; this is the only
 state they share for writing. The pause flag is a plain bool (one assignment, atomic in Python)
 the loop reads before each step; submitted tasks wait in a locked, bounded queue the loop drains
-when it samples its next local tasks. A user's pause is kept apart from ``Node.paused``, which
-the daemon sets when it is stopping.
+when it samples its next local tasks. ``paused`` is the node's one pause flag; the daemon's
+``Node.stopping`` is no pause (a resume must not undo it), so it is kept apart.
 """
 
 from __future__ import annotations

@@ -126,7 +126,7 @@ def state_of(sn: ServedNode) -> str:
     if sn.state is not None:
         return sn.state()
     node = sn.node
-    if node.paused:
+    if node.stopping:
         return "stopping"
     if node.control.paused:
         return "paused"

@@ -138,7 +138,9 @@ class Node:
         # Sequence numbers start from the clock, so they keep rising across restarts and
         # peers' replay windows never mistake a resumed node for a replayer.
         self.seq = SeqCounter(int(runtime.now() * 1_000_000))
-        self.paused = False
+        # The one pause flag is the user's, control.paused (control API threads set it); this
+        # one is the daemon's own: it is stopping, so no new step starts and none resumes.
+        self.stopping = False
         self.control = ControlInbox()  # a user's pause and submitted tasks (control API threads)
         self.started_at = runtime.now()
         self.recent: list[StepResult] = []
@@ -175,7 +177,7 @@ class Node:
             if self.teacher is not None:
                 nursery.start_soon(self.teacher.serve)
             while target == 0 or self.step < target:
-                if self.paused or self.control.paused:
+                if self.stopping or self.control.paused:
                     await trio.sleep(0.5)
                     continue
                 await self.train_one_step()

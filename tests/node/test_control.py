@@ -204,7 +204,7 @@ def _pause_and_resume(c: ControlClient, node: Any) -> None:
     wait_until(lambda: node.step >= 3)
     r = call(c, "Pause", pb.NodeRequest(node="live-0"))
     assert r["paused"] and r["state"] == "paused" and node.control.paused
-    assert not node.paused  # a user's pause is not the daemon's stopping flag
+    assert not node.stopping  # a user's pause is not the daemon's stopping flag
     time.sleep(0.3)  # the step in flight finishes
     held = node.step
     time.sleep(0.6)
