@@ -385,8 +385,11 @@ class Learner:
     def resume(self, root: str | Path) -> CheckpointState | None:
         """Restore the newest valid checkpoint under ``root``; None when there is none."""
         path = latest_checkpoint(root)
-        if path is None:
-            return None
+        return None if path is None else self.load(path)
+
+    def load(self, path: str | Path) -> CheckpointState:
+        """Restore the checkpoint at ``path`` (weights, optimizer state, RNGs, version): the one
+        resume path, for :meth:`resume` and the node's (``LMBrain.load``) alike."""
         # load_state_dict takes the saved param groups' flags too; keep this machine's kernel
         # choice (a checkpoint from a machine without fused AdamW must not turn it off here).
         flags = [(g["fused"], g["foreach"]) for g in self.optimizer.param_groups]

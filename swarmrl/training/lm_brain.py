@@ -182,9 +182,8 @@ class LMBrain:
         return self.learner.save(root, step, extra, keep)
 
     def load(self, path: Path) -> dict[str, Any]:
-        from swarmrl.training.checkpoint import load_checkpoint
-
-        return load_checkpoint(path, self.policy, self.learner.optimizer).extra
+        # Through the learner, as save is: it keeps this machine's AdamW kernel flags.
+        return self.learner.load(path).extra
 
 
 def _sender_logprobs(g: ScoredGroup) -> list[list[float] | float | None] | None:

@@ -10,6 +10,7 @@ from _training_helpers import random_policy
 
 from swarmrl.config import GRPOConfig, NodeConfig
 from swarmrl.training.learner import Group, Learner
+from swarmrl.training.lm_brain import LMBrain
 from swarmrl.training.precision import fast_bf16
 
 PROMPT = [81, 58, 32, 49, 32, 43, 32, 49, 10, 65, 58]  # "Q: 1 + 1\nA:"
@@ -123,6 +124,26 @@ def test_resume_keeps_this_machines_adamw_kernel(tmp_path) -> None:
     assert fresh.resume(tmp_path) is not None
     assert all(g["fused"] for g in fresh.optimizer.param_groups)
     assert not fresh.train_step([group()]).skipped
+
+
+def test_the_nodes_resume_keeps_this_machines_adamw_kernel(tmp_path) -> None:
+    """LMBrain.load (the daemon's and `swarmrl train`'s resume) takes the same path as
+    Learner.resume: the saved state, this machine's fused/foreach flags."""
+    cfg = NodeConfig(grpo=GRPOConfig(autocast="off"))
+    saved = LMBrain(policy := random_policy(), Learner(policy, cfg), cfg)
+    saved.learner.train_step([group()])
+    for g in saved.learner.optimizer.param_groups:  # as if saved where no fused kernel exists
+        g["fused"], g["foreach"] = False, False
+    path = saved.save(tmp_path, step=1, extra={"step": 1}, keep=2)
+    fresh = LMBrain(policy := random_policy(), Learner(policy, cfg), cfg)
+    optimizer = fresh.learner.optimizer
+    here = [(g["fused"], g["foreach"]) for g in optimizer.param_groups]
+    assert all(fused for fused, _ in here)  # this machine has the fused kernel (CPU does)
+    assert fresh.load(path) == {"step": 1}
+    # (read anew: load_state_dict replaces the param_groups list)
+    assert [(g["fused"], g["foreach"]) for g in optimizer.param_groups] == here
+    assert fresh.learner.optimizer.state and fresh.policy_version == 1  # the rest came back
+    assert not fresh.learner.train_step([group()]).skipped
 
 
 def test_bf16_autocast_trains_with_fp32_weights_and_loss() -> None:
