@@ -12,11 +12,12 @@ import signal
 import sys
 import time
 from pathlib import Path
-from typing import Annotated, Any, NoReturn
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
-from rich.markup import escape
+
+from swarmrl.cli_errors import EXIT_INTERRUPTED, fail
 
 app = typer.Typer(
     name="swarmrl",
@@ -54,12 +55,6 @@ from swarmrl.inspect_cli import inspect_app  # noqa: E402 - light: typer and ric
 app.add_typer(inspect_app, name="inspect")
 
 console = Console(stderr=True)
-
-
-def fail(message: str, code: int = 2) -> NoReturn:
-    # soft_wrap: one line whatever the terminal width; escape: a path may contain [brackets].
-    console.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
-    raise typer.Exit(code)
 
 
 def _setup_logging(verbose: bool) -> None:
@@ -472,7 +467,7 @@ def node_run(
     except ConfigError as e:
         fail(str(e))
     except KeyboardInterrupt:  # before the node loop took over the signals (model loading)
-        fail("interrupted", 130)
+        fail("interrupted", EXIT_INTERRUPTED)
     raise typer.Exit(code)
 
 

@@ -13,11 +13,12 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any, NoReturn
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
-from rich.markup import escape
+
+from swarmrl.cli_errors import EXIT_INSPECT, fail
 
 inspect_app = typer.Typer(
     help="Inspect and steer a running node or simulation: status, peers, pool, rollouts, "
@@ -26,7 +27,6 @@ inspect_app = typer.Typer(
 )
 # Piped output (scripts, logs, tests) gets room for the peers table rather than rich's 80.
 out = Console(soft_wrap=False, width=None if sys.stdout.isatty() else 160)
-err = Console(stderr=True)
 
 NodeOpt = Annotated[
     str | None,
@@ -47,11 +47,6 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")
 TimeoutOpt = Annotated[float, typer.Option("--timeout", help="Seconds to wait for an answer.")]
 
 
-def fail(message: str, code: int = 1) -> NoReturn:
-    err.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
-    raise typer.Exit(code)
-
-
 def resolve_addr(node: str | None, run_dir: Path | None) -> str:
     if node:
         return node
@@ -63,9 +58,9 @@ def resolve_addr(node: str | None, run_dir: Path | None) -> str:
         addr = path.read_text().strip()
     except OSError:
         hint = f"no {path}" if run_dir else f"no {CONTROL_ADDR_FILE} here"
-        fail(f"which node? {hint}; pass --node HOST:PORT or --dir RUN_DIR")
+        fail(f"which node? {hint}; pass --node HOST:PORT or --dir RUN_DIR", EXIT_INSPECT)
     if not addr:
-        fail(f"{path} is empty; pass --node HOST:PORT")
+        fail(f"{path} is empty; pass --node HOST:PORT", EXIT_INSPECT)
     return addr
 
 
@@ -81,7 +76,7 @@ def client(node: str | None, run_dir: Path | None, token: str | None,
         with ControlClient(addr, token or None, timeout) as c:
             yield c
     except InspectError as e:
-        fail(str(e))
+        fail(str(e), EXIT_INSPECT)
 
 
 def _dir_token(node: str | None, run_dir: Path | None) -> str | None:
@@ -159,7 +154,7 @@ def rollouts(node: NodeOpt = None, run_dir: DirOpt = None, token: TokenOpt = Non
     from swarmrl.node.control_client import pb
 
     if source not in ("local", "external", "all"):
-        fail(f"--source: {source!r} is not 'local', 'external' or 'all'")
+        fail(f"--source: {source!r} is not 'local', 'external' or 'all'", EXIT_INSPECT)
     req = pb.RecentRolloutsRequest(node=peer, limit=limit, source="" if source == "all" else source)
     with client(node, run_dir, token, timeout) as c:
         r = _call(c, "RecentRollouts", req)
@@ -303,18 +298,19 @@ def submit(
     from swarmrl.node.control_client import pb
 
     if (family is None) == (prompt is None):
-        fail("give either --family (a procedural task) or --prompt and --answer (free-form)")
+        fail("give either --family (a procedural task) or --prompt and --answer (free-form)",
+             EXIT_INSPECT)
     if family is not None:
         params = _params(param or [])
         req = pb.SubmitTaskRequest(node=peer, spec=pb.TaskSpecInput(
             family=family, params_json=json.dumps(params), seed=seed, index=index))
     else:
         if answer is None:
-            fail("a free-form task needs --answer (its reference answer)")
+            fail("a free-form task needs --answer (its reference answer)", EXIT_INSPECT)
         req = pb.SubmitTaskRequest(node=peer, free_form=pb.FreeFormInput(
             prompt=prompt, reference_answer=answer, verifier=verifier))
     if seed < 0 or index < 0:
-        fail("--seed and --index must be >= 0")
+        fail("--seed and --index must be >= 0", EXIT_INSPECT)
     with client(node, run_dir, token, timeout) as c:
         r = _call(c, "SubmitTask", req)
     emit(r, as_json, f"queued ({r['queued']} waiting): {r['question']!r} -> answer "
@@ -326,7 +322,7 @@ def _params(items: list[str]) -> dict[str, Any]:
     for item in items:
         key, sep, raw = item.partition("=")
         if not sep or not key:
-            fail(f"--param {item!r}: expected KEY=VALUE")
+            fail(f"--param {item!r}: expected KEY=VALUE", EXIT_INSPECT)
         try:
             params[key] = json.loads(raw)
         except json.JSONDecodeError:
