@@ -20,10 +20,12 @@ import logging
 import random
 import statistics
 from collections import deque
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from typing import Any, Protocol, TypeVar, runtime_checkable
 
 import trio
 
+from swarmrl.config import NodeConfig
 from swarmrl.protocol.messages import (
     FreeFormTask,
     RolloutGroup,
@@ -39,11 +41,8 @@ from swarmrl.selfplay.parametric import ParametricCreator, build_arms
 from swarmrl.selfplay.queue import OwnTaskFilter, ProposalQueue
 from swarmrl.selfplay.tracker import Proposal, ProposalTracker
 from swarmrl.tasks import TaskSampler, derive_seed, materialize, verify
-from swarmrl.tasks.sandbox import CheckFailed
-from swarmrl.training.brain import ScoredGroup
-
-if TYPE_CHECKING:
-    from swarmrl.node.loop import Node
+from swarmrl.tasks.sandbox import CheckFailed, InProcessChecker
+from swarmrl.training.brain import Brain, ScoredGroup
 
 log = logging.getLogger("swarmrl.selfplay")
 
@@ -51,9 +50,45 @@ Task = TaskSpec | FreeFormTask
 RECENT = 64
 """Recent proposals remembered: near-duplicate checks and the metrics' running figures."""
 
+T = TypeVar("T")
+
+
+class _Runtime(Protocol):
+    async def run(self, fn: Callable[[], T], work_tokens: Callable[[T], int]) -> T: ...
+
+
+class _Counters(Protocol):
+    def count(self, name: str, n: int = 1) -> None: ...
+
+
+class _TaskSpaceCheck(Protocol):
+    def outside(self, task: Task) -> tuple[str, str] | None: ...
+
+
+@runtime_checkable
+class SelfPlayNode(Protocol):
+    """What self-play uses of the node it serves (``node/loop.py:Node``, the one implementation).
+
+    node/ sits above selfplay/ in the layers, so the node is described here, not imported (the
+    layers contract in pyproject.toml counts type-only imports too).
+    """
+
+    cfg: NodeConfig
+    brain: Brain
+    runtime: _Runtime
+    metrics: _Counters
+    guard: _TaskSpaceCheck
+    checker: InProcessChecker
+    step: int
+
+    @property
+    def peer_id(self) -> str: ...
+
+    async def _publish(self, name: str, msg: Any) -> None: ...
+
 
 class SelfPlay:
-    def __init__(self, node: Node) -> None:
+    def __init__(self, node: SelfPlayNode) -> None:
         self.node = node
         cfg = self.cfg = node.cfg.selfplay
         roles = node.cfg.roles

@@ -10,6 +10,7 @@ from _selfplay_helpers import config, ident, offline_node
 
 from swarmrl.protocol import FreeFormTask, TaskSpec
 from swarmrl.protocol.messages import task_key
+from swarmrl.selfplay.agent import SelfPlayNode
 from swarmrl.selfplay.freeform import FreeFormCheck
 from swarmrl.training.brain import Completion, ScoredGroup
 
@@ -21,6 +22,14 @@ def test_free_form_tasks_are_verified_only_when_the_reference_is_the_majority() 
     assert not check.add("k", [("8", False), ("8", False)])  # '8' now ahead: overturned
     assert not check.is_verified("k")
     assert not check.add("j", [("5", False)] * 3 + [("6", True)] * 3)  # a tie is not a majority
+
+
+def test_the_node_has_what_selfplay_describes_of_it() -> None:
+    """selfplay/ sits below node/, so it describes its node (SelfPlayNode) instead of importing
+    Node: the description must not drift from the real thing."""
+    node = offline_node(config(), ident(1))
+    assert isinstance(node, SelfPlayNode)
+    assert node.selfplay.node is node
 
 
 def test_unverified_free_form_groups_are_kept_out_of_the_update() -> None:
