@@ -24,7 +24,7 @@ import trio
 from libp2p.abc import IHost
 from libp2p.tools.anyio_service import background_trio_service
 
-from swarmrl.config import NetworkConfig
+from swarmrl.protocol.libp2p_settings import NetworkSettings
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +34,7 @@ _AUTONAT_STATUS = {0: "unknown", 1: "public", 2: "private"}
 
 
 async def start_nat_services(
-    host: IHost, net: NetworkConfig, stack: AsyncExitStack
+    host: IHost, net: NetworkSettings, stack: AsyncExitStack
 ) -> dict[str, str]:
     """Start the enabled NAT services on ``host`` (stopped when ``stack`` closes).
 
@@ -56,7 +56,7 @@ async def start_nat_services(
     return status
 
 
-async def _start_relay(host: IHost, net: NetworkConfig, stack: AsyncExitStack) -> dict[str, str]:
+async def _start_relay(host: IHost, net: NetworkSettings, stack: AsyncExitStack) -> dict[str, str]:
     from libp2p.relay.circuit_v2 import CircuitV2Protocol, CircuitV2Transport
     from libp2p.relay.circuit_v2.config import RelayConfig, RelayRole
 

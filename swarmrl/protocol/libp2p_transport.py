@@ -42,12 +42,12 @@ from libp2p.peer.peerinfo import PeerInfo, info_from_p2p_addr
 from libp2p.pubsub.pb import rpc_pb2
 from libp2p.tools.anyio_service import background_trio_service
 
-from swarmrl.config import NetworkConfig
 from swarmrl.protocol.budget import GossipBudget
 from swarmrl.protocol.errors import RequestTimeout, TransportClosed, TransportError
 from swarmrl.protocol.identity import Identity
 from swarmrl.protocol.libp2p_nat import start_nat_services
 from swarmrl.protocol.libp2p_router import CountingGossipSub, DeliveringPubsub, guard_streams
+from swarmrl.protocol.libp2p_settings import NetworkSettings
 from swarmrl.protocol.libp2p_wire import (
     HELLO_MAX_BYTES,
     HELLO_PROTOCOL,
@@ -134,7 +134,7 @@ class Libp2pTransport(Transport):
     def __init__(
         self,
         identity: Identity,
-        net: NetworkConfig,
+        net: NetworkSettings,
         host: IHost,
         *,
         swarm_id: str,
@@ -200,7 +200,7 @@ class Libp2pTransport(Transport):
     async def open(
         cls,
         identity: Identity,
-        net: NetworkConfig,
+        net: NetworkSettings,
         *,
         swarm_id: str,
         handshake: bytes = b"",

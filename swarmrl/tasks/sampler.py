@@ -17,9 +17,8 @@ import hashlib
 import json
 import random
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
-from swarmrl.config import TaskConfig
 from swarmrl.protocol.messages import TaskSpec
 from swarmrl.tasks.base import derive_seed
 from swarmrl.tasks.families import get_family
@@ -28,10 +27,22 @@ from swarmrl.tasks.problem import TaskError
 STATE_VERSION = 1
 
 
+@runtime_checkable
+class TaskMix(Protocol):
+    """What the sampler reads of a node's tasks config: ``swarmrl.config.TaskConfig`` is the one
+    implementation. config.py sits above tasks/ in the layers (its validators check family names
+    and bounds against tasks/), so tasks/ describes it here instead of importing it."""
+
+    families: dict[str, float]
+    family_params: dict[str, dict[str, Any]]
+    pool_size: int
+    seed: int
+
+
 class TaskSampler:
     """Yields :class:`TaskSpec` s: a family by weight, that family's params, increasing index."""
 
-    def __init__(self, config: TaskConfig, node_seed: int = 0) -> None:
+    def __init__(self, config: TaskMix, node_seed: int = 0) -> None:
         if not isinstance(node_seed, int) or node_seed < 0:
             raise TaskError(f"node_seed must be a non-negative integer, got {node_seed!r}")
         unknown = sorted(set(config.family_params) - set(config.families))

@@ -11,6 +11,7 @@ from pydantic import ValidationError
 from swarmrl.config import TaskConfig
 from swarmrl.protocol.messages import task_key
 from swarmrl.tasks import TaskError, TaskSampler, get_family, materialize
+from swarmrl.tasks.sampler import TaskMix
 
 
 def _cfg(**kw) -> TaskConfig:
@@ -19,6 +20,12 @@ def _cfg(**kw) -> TaskConfig:
 
 def _keys(specs) -> list[str]:
     return [task_key(s) for s in specs]
+
+
+def test_the_tasks_config_is_what_the_sampler_describes() -> None:
+    """tasks/ sits below config.py, so the sampler describes the config it reads (TaskMix)
+    instead of importing TaskConfig: the description must not drift from the real thing."""
+    assert isinstance(TaskConfig(), TaskMix)
 
 
 def test_same_config_and_seed_same_stream() -> None:
