@@ -13,7 +13,7 @@ from typing import Any
 _EXPORTS = {
     "Policy": "policy", "load_policy": "policy", "load_tokenizer": "policy",
     "sequence_logprobs": "policy",
-    "Sample": "generation", "GenerationBackend": "generation", "FastBackend": "generation",
+    "Sample": "backend_base", "GenerationBackend": "backend_base", "FastBackend": "generation",
     "HFBackend": "generation", "make_backend": "generation",
     "selective_logprobs": "logprobs",
     "group_advantages": "grpo", "grpo_loss": "grpo",

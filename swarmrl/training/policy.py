@@ -17,8 +17,9 @@ from torch import nn
 from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedTokenizerFast
 
 from swarmrl.config import ConfigError, GenerationConfig, ModelConfig
+from swarmrl.training.backend_base import GenerationBackend, Sample
 from swarmrl.training.checkpoint import quiet_progress
-from swarmrl.training.generation import GenerationBackend, Sample, make_backend
+from swarmrl.training.generation import make_backend
 from swarmrl.training.logprobs import selective_logprobs
 from swarmrl.training.lora import apply_lora
 from swarmrl.training.tiny import (

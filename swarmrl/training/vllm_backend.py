@@ -35,7 +35,7 @@ from typing import Any
 import torch
 
 from swarmrl.config import GenerationConfig
-from swarmrl.training.generation import Sample, _Base
+from swarmrl.training.backend_base import BackendBase, Sample
 from swarmrl.training.lora import merged_state_dict
 
 log = logging.getLogger(__name__)
@@ -73,7 +73,7 @@ def needs_sync(engine_version: int | None, version: int, max_lag: int,
     return version == engine_version and key != synced_key
 
 
-def sample_from_output(backend: _Base, prompt_ids: list[int], completion: Any) -> Sample:
+def sample_from_output(backend: BackendBase, prompt_ids: list[int], completion: Any) -> Sample:
     """A vLLM ``CompletionOutput`` as a Sample: ids cut after the first EOS, raw log-probs.
 
     A stop on EOS keeps the EOS id in ``token_ids``; should an engine leave it out, it is put
@@ -97,7 +97,7 @@ def _token_logprob(logprobs: Any, i: int, token: int) -> float:
     return float(entry[token].logprob)
 
 
-class VLLMBackend(_Base):
+class VLLMBackend(BackendBase):
     """Samples with an in-process vLLM engine that follows the policy's weights."""
 
     def __init__(self, model: Any, tokenizer: Any, generator: torch.Generator | None = None,
