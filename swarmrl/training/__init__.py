@@ -12,10 +12,9 @@ from typing import Any
 
 _EXPORTS = {
     "Policy": "policy", "load_policy": "policy", "load_tokenizer": "policy",
-    "sequence_logprobs": "policy",
     "Sample": "backend_base", "GenerationBackend": "backend_base", "FastBackend": "generation",
     "HFBackend": "generation", "make_backend": "generation",
-    "selective_logprobs": "logprobs",
+    "selective_logprobs": "logprobs", "sequence_logprobs": "logprobs",
     "group_advantages": "grpo", "grpo_loss": "grpo",
     "Group": "learner", "Learner": "learner", "StepStats": "learner", "seed_everything": "learner",
     "save_checkpoint": "checkpoint", "load_checkpoint": "checkpoint",

@@ -15,7 +15,8 @@ from __future__ import annotations
 
 import torch
 
-from swarmrl.training.policy import Policy, eval_mode, sequence_logprobs
+from swarmrl.training.logprobs import sequence_logprobs
+from swarmrl.training.policy import Policy, eval_mode
 
 TeacherRow = tuple[list[float], float, float]
 """Per sequence: (teacher log-probs of its tokens, coef, clip)."""

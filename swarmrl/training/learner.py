@@ -34,8 +34,9 @@ from swarmrl.training.checkpoint import (
 from swarmrl.training.distill import TeacherSignal
 from swarmrl.training.distill_loss import distill_advantages
 from swarmrl.training.grpo import group_advantages, grpo_loss, truncated_importance_weights
+from swarmrl.training.logprobs import sequence_logprobs
 from swarmrl.training.lora import is_lora, trainable
-from swarmrl.training.policy import Policy, sequence_logprobs
+from swarmrl.training.policy import Policy
 from swarmrl.training.precision import autocast, use_autocast
 
 SIGNAL_EPS = 1e-6  # an advantage smaller than this carries no gradient worth a forward pass

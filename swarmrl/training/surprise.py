@@ -19,7 +19,8 @@ from typing import Any
 import torch
 
 from swarmrl.kernels import token_logprobs
-from swarmrl.training.policy import _pack, eval_mode
+from swarmrl.training.logprobs import _pack
+from swarmrl.training.policy import eval_mode
 from swarmrl.training.precision import autocast
 
 

@@ -29,7 +29,7 @@ from swarmrl.protocol.messages import TaskSpec
 from swarmrl.tasks import format_prompt, format_target, get_family, materialize, verify
 from swarmrl.training.checkpoint import fsync_tree, load_model_weights, quiet_progress
 from swarmrl.training.generation import FastBackend
-from swarmrl.training.policy import sequence_logprobs
+from swarmrl.training.logprobs import sequence_logprobs
 from swarmrl.training.tiny import build_tiny_model, build_tiny_tokenizer
 
 WARMSTART_VERSION = 1  # bump when the recipe's code changes, so stale caches are not reused

@@ -65,7 +65,7 @@ def test_entropy_gradient_alone():
 
 
 def test_leading_dims_non_contiguous_and_bf16():
-    # [B, L + 1, V] logits sliced to [B, L, V], as policy.sequence_logprobs does.
+    # [B, L + 1, V] logits sliced to [B, L, V], as logprobs.sequence_logprobs does.
     full = torch.randn(2, 4, 50, generator=torch.Generator().manual_seed(3)) * 2
     full = full.to(torch.bfloat16).requires_grad_(True)
     logits = full[:, :-1]

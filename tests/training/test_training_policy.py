@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from swarmrl.config import ModelConfig
-from swarmrl.training import policy as policy_mod
+from swarmrl.training import logprobs as logprobs_mod
 from swarmrl.training.policy import load_policy, resolve_device, resolve_dtype
 
 
@@ -26,7 +26,7 @@ COMPLETION_IDS = [[51, 54, 256], [52, 53, 54, 55, 56, 57], [48]]
 @pytest.mark.parametrize("plain_head", [True, False])
 def test_token_logprobs_match_full_forward(trained_policy, monkeypatch, plain_head) -> None:
     if not plain_head:  # the generic path: full forward with logits_to_keep
-        monkeypatch.setattr(policy_mod, "_PLAIN_HEAD_TYPES", set())
+        monkeypatch.setattr(logprobs_mod, "_PLAIN_HEAD_TYPES", set())
     pol = trained_policy
     logp, mask = pol.token_logprobs(PROMPT_IDS, COMPLETION_IDS)
     assert logp.shape == mask.shape == (3, 6)
@@ -53,7 +53,7 @@ def test_shared_prompt_path_matches_full_forward(trained_policy, monkeypatch) ->
     (logp * mask).sum().backward()
     shared = [p.grad.clone() for p in pol.model.parameters()]
     pol.model.zero_grad()
-    monkeypatch.setattr(policy_mod, "_runs", lambda ps: (ps, list(range(len(ps)))))
+    monkeypatch.setattr(logprobs_mod, "_runs", lambda ps: (ps, list(range(len(ps)))))
     full, full_mask = pol.token_logprobs(prompts, comps)
     assert torch.allclose(full, logp, atol=1e-5)
     (full * full_mask).sum().backward()
