@@ -1,7 +1,8 @@
 """swarmrl: a decentralized RL post-training network for language models.
 
-Layers (lower never imports higher): protocol, tasks -> kernels -> training -> selfplay -> node
--> simulator -> cli. See docs/architecture.md.
+Layers (lower never imports higher): protocol -> tasks -> config -> kernels -> training ->
+selfplay -> node -> simulator -> cli, checked by `make test` ([tool.importlinter] in
+pyproject.toml). See docs/architecture.md.
 """
 
 __version__ = "0.1.0"
