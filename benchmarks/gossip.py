@@ -129,9 +129,9 @@ async def _worker(plan: dict[str, Any], ids: list[int], port_base: int) -> dict[
     import trio
 
     from swarmrl.config import NetworkConfig
+    from swarmrl.net.libp2p_transport import Libp2pTransport
+    from swarmrl.net.transport import topic_name
     from swarmrl.protocol import ProtocolError, decode
-    from swarmrl.protocol.libp2p_transport import Libp2pTransport
-    from swarmrl.protocol.transport import topic_name
 
     n = plan["n"]
     topic = topic_name(SWARM, "rollouts")

@@ -12,11 +12,12 @@ from typing import Any
 import trio
 
 from swarmrl.config import ControlConfig, NodeConfig
+from swarmrl.net import LinkSpec, MemoryNetwork
 from swarmrl.node.control import ControlHandle, start_control
 from swarmrl.node.inspection import Served, ServedNode
 from swarmrl.node.loop import Node
 from swarmrl.node.runtime import PacedRuntime
-from swarmrl.protocol import Identity, LinkSpec, MemoryNetwork
+from swarmrl.protocol import Identity
 from swarmrl.simulator.runner import Simulation, run_scenario
 from swarmrl.simulator.scenario import load_scenario
 from swarmrl.simulator.serve import served

@@ -13,8 +13,9 @@ from libp2p.peer.peerinfo import info_from_p2p_addr
 from libp2p.pubsub.gossipsub import PROTOCOL_ID, PROTOCOL_ID_V11, PROTOCOL_ID_V12
 from libp2p.utils.varint import encode_uvarint
 
-from swarmrl.protocol import Identity, topic_name
-from swarmrl.protocol.libp2p_wire import HELLO_PROTOCOL, request_protocol
+from swarmrl.net import topic_name
+from swarmrl.net.libp2p_wire import HELLO_PROTOCOL, request_protocol
+from swarmrl.protocol import Identity
 
 NODE_PROTOCOLS = [str(p) for p in (PROTOCOL_ID, PROTOCOL_ID_V11, PROTOCOL_ID_V12)] + [
     HELLO_PROTOCOL, request_protocol("teacher")]
@@ -52,7 +53,7 @@ async def hit(target: str, protocols: list[str], frames: list[bytes]) -> int:
 @contextlib.asynccontextmanager
 async def joined_member(me: Identity, net, swarm_id: str, handshake: bytes):
     """A transport that passed the hello and has a peer on the rollouts topic."""
-    from swarmrl.protocol.libp2p_transport import Libp2pTransport
+    from swarmrl.net.libp2p_transport import Libp2pTransport
 
     rollouts = topic_name(swarm_id, "rollouts")
     async with Libp2pTransport.open(me, net, swarm_id=swarm_id, handshake=handshake) as t:

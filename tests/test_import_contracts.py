@@ -32,7 +32,7 @@ PLANTED = {
     "function-local torch in tasks/": (
         "tasks/extract.py",
         "\n\ndef _planted():\n    import torch\n\n    return torch\n",
-        "protocol/ and tasks/ import no torch BROKEN",
+        "protocol/, net/ and tasks/ import no torch BROKEN",
         "swarmrl.tasks.extract -> torch",
     ),
     "type-only import of node/ in selfplay/": (

@@ -24,7 +24,7 @@ import trio
 from libp2p.abc import IHost
 from libp2p.tools.anyio_service import background_trio_service
 
-from swarmrl.protocol.libp2p_settings import NetworkSettings
+from swarmrl.net.libp2p_settings import NetworkSettings
 
 log = logging.getLogger(__name__)
 

@@ -9,7 +9,7 @@ py-libp2p's stock classes drop messages in several places with at most a log lin
 * the outbound per-peer RPC queue (32 RPCs) and RPCs above the 1 MiB limit.
 
 The subclasses here keep the protocol logic and only hook those points: deliveries go straight
-into swarmrl's bounded :class:`~swarmrl.protocol.transport.Subscription` queues (drop-oldest,
+into swarmrl's bounded :class:`~swarmrl.net.transport.Subscription` queues (drop-oldest,
 counted) instead of the 32-slot channel, the outbound queue bound is raised, and every drop
 increments a counter in the transport's ``stats``.
 """
@@ -30,7 +30,7 @@ from libp2p.pubsub.gossipsub import PROTOCOL_ID, PROTOCOL_ID_V11, PROTOCOL_ID_V1
 from libp2p.pubsub.pb import rpc_pb2
 from libp2p.pubsub.pubsub import Pubsub
 
-log = logging.getLogger("swarmrl.protocol.libp2p")
+log = logging.getLogger("swarmrl.net.libp2p")
 
 # v1.2 adds IDONTWANT (fewer duplicate copies of big messages); 1.1/1.0 for older peers.
 # v1.3+ (extensions) is left out: younger code, and nothing here needs it.

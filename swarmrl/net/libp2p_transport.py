@@ -42,13 +42,11 @@ from libp2p.peer.peerinfo import PeerInfo, info_from_p2p_addr
 from libp2p.pubsub.pb import rpc_pb2
 from libp2p.tools.anyio_service import background_trio_service
 
-from swarmrl.protocol.budget import GossipBudget
-from swarmrl.protocol.errors import RequestTimeout, TransportClosed, TransportError
-from swarmrl.protocol.identity import Identity
-from swarmrl.protocol.libp2p_nat import start_nat_services
-from swarmrl.protocol.libp2p_router import CountingGossipSub, DeliveringPubsub, guard_streams
-from swarmrl.protocol.libp2p_settings import NetworkSettings
-from swarmrl.protocol.libp2p_wire import (
+from swarmrl.net.budget import GossipBudget
+from swarmrl.net.libp2p_nat import start_nat_services
+from swarmrl.net.libp2p_router import CountingGossipSub, DeliveringPubsub, guard_streams
+from swarmrl.net.libp2p_settings import NetworkSettings
+from swarmrl.net.libp2p_wire import (
     HELLO_MAX_BYTES,
     HELLO_PROTOCOL,
     Hello,
@@ -59,13 +57,15 @@ from swarmrl.protocol.libp2p_wire import (
     request_protocol,
     write_frame,
 )
-from swarmrl.protocol.transport import (
+from swarmrl.net.transport import (
     Handler,
     Subscription,
     Transport,
     check_payload,
     topic_namespace,
 )
+from swarmrl.protocol.errors import RequestTimeout, TransportClosed, TransportError
+from swarmrl.protocol.identity import Identity
 
 if sys.version_info < (3, 11):  # pragma: no cover - trio depends on the backport there
     from exceptiongroup import BaseExceptionGroup

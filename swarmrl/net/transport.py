@@ -1,6 +1,6 @@
 """The Transport interface: gossip topics plus request/response, as a node sees the network.
 
-Two implementations share it: :mod:`swarmrl.protocol.memory` (many nodes in one trio process,
+Two implementations share it: :mod:`swarmrl.net.memory` (many nodes in one trio process,
 virtual time) and the libp2p transport (gossipsub + streams). The node is written against this
 interface only, so the simulator runs the same node loop as the daemon.
 

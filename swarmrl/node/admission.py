@@ -71,7 +71,7 @@ class Admission:
             if reason is not None:
                 return self._drop(env.sender, reason, "")
             # Useful traffic (a group that regenerated, scored as claimed, and is new): the
-            # sender's share of its connection's budget grows (protocol/budget.py).
+            # sender's share of its connection's budget grows (net/budget.py).
             node.transport.vouch(env.sender)
         elif isinstance(msg, PeerCard):
             if msg.peer_id != env.sender:

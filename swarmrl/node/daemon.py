@@ -28,10 +28,11 @@ from typing import Any
 import trio
 
 from swarmrl.config import ConfigError, NodeConfig, load_toml, parse_config
+from swarmrl.net import topic_name
 from swarmrl.node.genesis import Genesis, explain_mismatch, load_genesis, private_handshake
 from swarmrl.node.loop import Node, StepResult
 from swarmrl.node.runtime import RealRuntime
-from swarmrl.protocol import DEFAULT_MAX_SIZE, Identity, ProtocolError, decode, topic_name
+from swarmrl.protocol import DEFAULT_MAX_SIZE, Identity, ProtocolError, decode
 from swarmrl.protocol.atomic_file import write_json_atomic, write_text_atomic
 from swarmrl.protocol.errors import IdentityError
 from swarmrl.training.brain import Brain, TrainStats
@@ -330,7 +331,7 @@ def _freeze_loaded_heap() -> None:
 
 async def _main(setup: DaemonSetup, ident: Identity, brain: Brain) -> str | None:
     """Run until stopped; returns None, or what kept the node from starting."""
-    from swarmrl.protocol.libp2p_transport import Libp2pTransport
+    from swarmrl.net.libp2p_transport import Libp2pTransport
 
     cfg = setup.cfg
     validator = make_validator(min(DEFAULT_MAX_SIZE, cfg.network.max_message_bytes),

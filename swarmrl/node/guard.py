@@ -33,7 +33,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from swarmrl.config import GuardConfig
-from swarmrl.protocol.budget import TokenBuckets
+from swarmrl.net.budget import TokenBuckets
 from swarmrl.protocol.messages import FreeFormTask, RolloutGroup, TaskSpec, task_key
 from swarmrl.tasks.bounds import TaskSpace
 
@@ -78,7 +78,7 @@ class Guard:
         """The families and param bounds this node accepts; None = any (tests of other checks)."""
         self._max_peers = max_peers
         # One token bucket (messages and bytes) per signing key; keys are free to mint, so the
-        # transport's per-connection budgets (protocol/budget.py) come before this one.
+        # transport's per-connection budgets (net/budget.py) come before this one.
         self._rate = TokenBuckets(cfg.messages_per_peer_per_s, cfg.burst, cfg.bytes_per_message,
                                   max_peers)
         self._standing: dict[str, PeerStanding] = {}

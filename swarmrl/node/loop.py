@@ -18,6 +18,7 @@ import trio
 
 from swarmrl import __version__
 from swarmrl.config import ConfigError, NodeConfig
+from swarmrl.net import Transport, topic_name
 from swarmrl.node.admission import Admission
 from swarmrl.node.evaluation import HeldOut
 from swarmrl.node.guard import Guard
@@ -28,7 +29,7 @@ from swarmrl.node.plausibility import Plausibility, sender_key
 from swarmrl.node.runtime import Runtime
 from swarmrl.node.student import DistillClient
 from swarmrl.node.teacher import TeacherService
-from swarmrl.protocol import Identity, SeqCounter, Transport, encode, seal, topic_name
+from swarmrl.protocol import Identity, SeqCounter, encode, seal
 from swarmrl.protocol.messages import (
     MAX_PER_TOKEN_LOGPROBS,
     PROTOCOL_VERSION,

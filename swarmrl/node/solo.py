@@ -10,10 +10,11 @@ import trio
 from rich.console import Console
 
 from swarmrl.config import NodeConfig
+from swarmrl.net import MemoryNetwork
 from swarmrl.node.loop import Node
 from swarmrl.node.progress import make_progress
 from swarmrl.node.runtime import RealRuntime
-from swarmrl.protocol import Identity, MemoryNetwork
+from swarmrl.protocol import Identity
 from swarmrl.tasks.sandbox import InProcessChecker
 
 

@@ -1,5 +1,6 @@
-"""The wire contract: messages, signed envelopes and their codec, identities, replay protection,
-and the transports that carry bytes between nodes. No torch here (see docs/architecture.md)."""
+"""The wire contract: messages, signed envelopes and their codec, identities, replay protection.
+The transports that carry these bytes between nodes are swarmrl.net. No torch here (see
+docs/architecture.md)."""
 
 from swarmrl.protocol.codec import (
     DEFAULT_MAX_SIZE,
@@ -18,7 +19,6 @@ from swarmrl.protocol.errors import (
     TransportError,
 )
 from swarmrl.protocol.identity import Identity, public_key_from_peer_id, verify
-from swarmrl.protocol.memory import LinkSpec, MemoryNetwork, MemoryTransport
 from swarmrl.protocol.messages import (
     MESSAGE_KINDS,
     PROTOCOL_VERSION,
@@ -38,7 +38,6 @@ from swarmrl.protocol.messages import (
     task_key,
 )
 from swarmrl.protocol.replay import ReplayGuard, SeqCounter
-from swarmrl.protocol.transport import Handler, Subscription, Transport, topic_name
 
 __all__ = [
     "DEFAULT_MAX_SIZE",
@@ -47,13 +46,9 @@ __all__ = [
     "SCHEMA_VERSION",
     "Envelope",
     "FreeFormTask",
-    "Handler",
     "HardwareSummary",
     "Identity",
     "IdentityError",
-    "LinkSpec",
-    "MemoryNetwork",
-    "MemoryTransport",
     "Message",
     "PeerCard",
     "ProtocolError",
@@ -62,13 +57,11 @@ __all__ = [
     "RolloutGroup",
     "SamplerInfo",
     "SeqCounter",
-    "Subscription",
     "Task",
     "TaskProposal",
     "TaskSpec",
     "TeacherReply",
     "TeacherRequest",
-    "Transport",
     "TransportClosed",
     "TransportError",
     "content_id",
@@ -79,6 +72,5 @@ __all__ = [
     "public_key_from_peer_id",
     "seal",
     "task_key",
-    "topic_name",
     "verify",
 ]

@@ -25,9 +25,10 @@ import trio
 import trio.testing
 
 from swarmrl.config import NodeConfig
+from swarmrl.net import LinkSpec, MemoryNetwork
 from swarmrl.node.loop import Node
 from swarmrl.node.runtime import PacedRuntime, SimRuntime
-from swarmrl.protocol import Identity, LinkSpec, MemoryNetwork
+from swarmrl.protocol import Identity
 from swarmrl.simulator.adversary import adversary_node
 from swarmrl.simulator.scenario import NodeSpec, Scenario
 from swarmrl.simulator.stub import StubBrain
@@ -193,7 +194,7 @@ class Simulation:
         if self.net is not None:
             yield
             return
-        from swarmrl.protocol.libp2p_transport import Libp2pTransport
+        from swarmrl.net.libp2p_transport import Libp2pTransport
 
         first = sn is self.nodes[0]
         while not first and not self.live_addrs:

@@ -1,4 +1,4 @@
-"""Helpers shared by the protocol tests (pytest-trio is not installed: trio.run is enough)."""
+"""Helpers shared by the net tests (pytest-trio is not installed: trio.run is enough)."""
 
 from __future__ import annotations
 

@@ -15,8 +15,8 @@ from libp2p import new_host
 from libp2p.peer.peerinfo import info_from_p2p_addr
 from test_libp2p_transport import ROLLOUTS, joined, node, receive_n, wait_until
 
+from swarmrl.net.libp2p_wire import decode_reply, read_frame, request_protocol, write_frame
 from swarmrl.protocol import Identity
-from swarmrl.protocol.libp2p_wire import decode_reply, read_frame, request_protocol, write_frame
 
 pytestmark = pytest.mark.network
 

@@ -16,9 +16,9 @@ import pytest
 import trio
 
 from swarmrl.config import NetworkConfig
+from swarmrl.net.libp2p_transport import Libp2pTransport
+from swarmrl.net.transport import topic_name
 from swarmrl.protocol import Identity, RequestTimeout, TransportError
-from swarmrl.protocol.libp2p_transport import Libp2pTransport
-from swarmrl.protocol.transport import topic_name
 
 pytestmark = pytest.mark.network
 
@@ -281,8 +281,8 @@ _CHILD = textwrap.dedent(
     import sys, trio
     from swarmrl.config import NetworkConfig
     from swarmrl.protocol import Identity
-    from swarmrl.protocol.libp2p_transport import Libp2pTransport
-    from swarmrl.protocol.transport import topic_name
+    from swarmrl.net.libp2p_transport import Libp2pTransport
+    from swarmrl.net.transport import topic_name
 
     TOPIC = topic_name("test", "rollouts")
 

@@ -7,17 +7,10 @@ import time
 
 import pytest
 import trio
-from _protocol_helpers import run_virtual
+from _net_helpers import run_virtual
 
-from swarmrl.protocol import (
-    LinkSpec,
-    MemoryNetwork,
-    RequestTimeout,
-    Subscription,
-    Transport,
-    TransportClosed,
-    TransportError,
-)
+from swarmrl.net import LinkSpec, MemoryNetwork, Subscription, Transport
+from swarmrl.protocol import RequestTimeout, TransportClosed, TransportError
 
 FAST = LinkSpec(latency_s=0.05)
 
@@ -496,7 +489,7 @@ def test_fanout_limits_each_publish_to_a_random_sample() -> None:
     import trio
     import trio.testing
 
-    from swarmrl.protocol import LinkSpec, MemoryNetwork
+    from swarmrl.net import LinkSpec, MemoryNetwork
 
     got: dict[str, int] = {}
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from swarmrl.protocol.budget import GossipBudget
+from swarmrl.net.budget import GossipBudget
 
 
 class Clock:

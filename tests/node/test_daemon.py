@@ -27,6 +27,7 @@ from typer.testing import CliRunner
 
 from swarmrl.cli import app
 from swarmrl.config import ConfigError
+from swarmrl.net import topic_name
 from swarmrl.node.daemon import (
     TOPIC_KINDS,
     make_validator,
@@ -42,7 +43,7 @@ from swarmrl.node.genesis import (
     new_genesis,
 )
 from swarmrl.node.metrics import read_metrics
-from swarmrl.protocol import Identity, PeerCard, TeacherRequest, encode, seal, topic_name
+from swarmrl.protocol import Identity, PeerCard, TeacherRequest, encode, seal
 from swarmrl.protocol.messages import PROTOCOL_VERSION
 from swarmrl.training.checkpoint_files import latest_checkpoint
 

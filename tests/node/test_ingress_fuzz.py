@@ -18,13 +18,13 @@ import trio
 from _node_helpers import group
 
 from swarmrl.config import NetworkConfig, NodeConfig
+from swarmrl.net.libp2p_transport import Libp2pTransport
+from swarmrl.net.libp2p_wire import HELLO_PROTOCOL, request_protocol
 from swarmrl.node.daemon import make_validator
 from swarmrl.node.loop import Node
 from swarmrl.node.runtime import RealRuntime
 from swarmrl.protocol import Identity, encode, seal
 from swarmrl.protocol.codec import _signing_bytes
-from swarmrl.protocol.libp2p_transport import Libp2pTransport
-from swarmrl.protocol.libp2p_wire import HELLO_PROTOCOL, request_protocol
 from swarmrl.simulator.stub import StubBrain
 
 pytestmark = [pytest.mark.network, pytest.mark.slow]
@@ -38,7 +38,7 @@ KINDS = ["rollout_group", "task_proposal", "peer_card", "teacher_request", "teac
 def _net(**kw) -> NetworkConfig:
     kw.setdefault("listen", [LOOPBACK])
     # Decoding is under test, not budgets: every fuzzer key is a newcomer, and the newcomer
-    # share would stop most of the fuzz before it reached admission (tests/protocol/*budget*).
+    # share would stop most of the fuzz before it reached admission (tests/net/*budget*).
     return NetworkConfig(publish_per_second=2000.0, queue_size=4096,
                          messages_per_topic_per_second=100_000.0, newcomer_messages_per_s=0.0,
                          **kw)

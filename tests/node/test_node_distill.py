@@ -10,11 +10,10 @@ import pytest
 import trio
 from _node_helpers import ident, lm_config, run_virtual, stub_node
 
+from swarmrl.net import LinkSpec, MemoryNetwork
 from swarmrl.node.loop import Node
 from swarmrl.node.runtime import SimRuntime
 from swarmrl.protocol import (
-    LinkSpec,
-    MemoryNetwork,
     PeerCard,
     TeacherReply,
     TeacherRequest,

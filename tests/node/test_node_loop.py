@@ -15,10 +15,11 @@ from _node_helpers import (
     stub_node,
 )
 
+from swarmrl.net import LinkSpec, MemoryNetwork, topic_name
 from swarmrl.node.loop import Node
 from swarmrl.node.metrics import read_metrics
 from swarmrl.node.runtime import SimRuntime
-from swarmrl.protocol import LinkSpec, MemoryNetwork, PeerCard, encode, seal, topic_name
+from swarmrl.protocol import PeerCard, encode, seal
 from swarmrl.simulator.stub import StubBrain
 
 ROW_KEYS = {
@@ -136,8 +137,8 @@ def test_a_node_that_learns_nothing_says_so_once_with_what_to_change(
     GRPO has no signal. After NO_SIGNAL_STEPS such steps the node says so, once."""
     from _node_helpers import lm_config
 
+    from swarmrl.net import MemoryNetwork
     from swarmrl.node.loop import NO_SIGNAL_STEPS
-    from swarmrl.protocol import MemoryNetwork
     from swarmrl.training.lm_brain import LMBrain
 
     cfg = lm_config(name="lost", steps=NO_SIGNAL_STEPS + 5, tasks={

@@ -22,11 +22,3 @@ def test_public_api_is_exported() -> None:
     for name in p.__all__:
         assert hasattr(p, name), name
 
-
-def test_the_network_config_is_what_the_libp2p_transport_describes() -> None:
-    """protocol/ sits below config.py, so the libp2p transport describes the settings it reads
-    (NetworkSettings) instead of importing NetworkConfig: the two must not drift apart."""
-    from swarmrl.config import NetworkConfig
-    from swarmrl.protocol.libp2p_settings import NetworkSettings
-
-    assert isinstance(NetworkConfig(), NetworkSettings)
