@@ -32,7 +32,7 @@ from typing import Any
 
 from learning import smooth  # benchmarks/ is first on sys.path
 
-from swarmrl.config import NodeConfig
+from swarmrl.config import NodeConfig, toml_document
 from swarmrl.node.loop import with_prompt_style
 from swarmrl.node.metrics import read_metrics
 from swarmrl.selfplay.evaluate import evaluate, heldout_sets
@@ -74,19 +74,6 @@ def greedy_accuracy(cfg: NodeConfig, checkpoint: Path | None, heldout: int) -> f
     params = cfg.tasks.family_params.get("arith", {})
     sets = heldout_sets({"train-dist": params}, size=heldout, seed=7)
     return evaluate(brain, sets, style, samples=1)["train-dist"]
-
-
-def config_toml(data: dict[str, Any]) -> str:
-    """``data`` (sections of scalars, one nested level) as a node config TOML."""
-    from swarmrl.node.genesis import toml_key, toml_value
-
-    lines = [f"{toml_key(k)} = {toml_value(v)}" for k, v in data.items()
-             if not isinstance(v, dict)]
-    for section, values in data.items():
-        if isinstance(values, dict):
-            lines += ["", f"[{section}]"]
-            lines += [f"{toml_key(k)} = {toml_value(v)}" for k, v in values.items()]
-    return "\n".join(lines) + "\n"
 
 
 def plot(rewards: list[float], before: float, after: float, path: Path, title: str) -> None:
@@ -149,7 +136,7 @@ def main(argv: list[str] | None = None) -> None:
     before = greedy_accuracy(cfg, None, a.heldout)
     t0 = time.monotonic()
     out.mkdir(parents=True, exist_ok=True)
-    (out / "bench.toml").write_text(config_toml(data))
+    (out / "bench.toml").write_text(toml_document(data))
     subprocess.run([sys.executable, "-m", "swarmrl.cli", "train", "--out", str(out), "--config",
                     str(out / "bench.toml"), "--steps", str(a.steps), "--no-resume"], check=True,
                    stdout=subprocess.DEVNULL)

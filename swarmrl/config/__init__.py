@@ -3,13 +3,20 @@
 Sections are small pydantic models composed into :class:`NodeConfig`, each in the module of the
 layer or idea that owns it (tasks, training, sharing, network, selfplay, distill, node). Configs
 load from TOML (``load_config``, toml_io.py); any error is reported as one line naming the field
-and the reason (``ConfigError``). docs.py renders the models as documentation. This package
-imports no torch so every layer may use it.
+and the reason (``ConfigError``). toml_io.py also writes TOML; docs.py renders the models as
+documentation (Markdown, and commented TOML). This package imports no torch so every layer may
+use it.
 """
 
 from swarmrl.config.base import ConfigError, _Section, format_validation_error, parse_config
 from swarmrl.config.distill import DistillConfig, TeacherConfig
-from swarmrl.config.docs import describe
+from swarmrl.config.docs import (
+    comment_lines,
+    commented_toml,
+    config_markdown,
+    describe,
+    field_comment,
+)
 from swarmrl.config.network import NetworkConfig
 from swarmrl.config.node import (
     LOOPBACK_HOSTS,
@@ -22,7 +29,15 @@ from swarmrl.config.node import (
 from swarmrl.config.selfplay import SelfPlayConfig
 from swarmrl.config.sharing import GuardConfig, SAPOConfig
 from swarmrl.config.tasks import TaskConfig
-from swarmrl.config.toml_io import load_config, load_toml, tomllib
+from swarmrl.config.toml_io import (
+    load_config,
+    load_toml,
+    toml_document,
+    toml_key,
+    toml_tables,
+    toml_value,
+    tomllib,
+)
 from swarmrl.config.training import GenerationConfig, GRPOConfig, LoRAConfig, ModelConfig
 
 __all__ = [
@@ -53,6 +68,14 @@ __all__ = [
     "tomllib",
     "load_toml",
     "load_config",
+    "toml_key",
+    "toml_value",
+    "toml_tables",
+    "toml_document",
     # docs.py
     "describe",
+    "config_markdown",
+    "comment_lines",
+    "field_comment",
+    "commented_toml",
 ]
