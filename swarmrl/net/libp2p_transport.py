@@ -43,6 +43,7 @@ from libp2p.pubsub.pb import rpc_pb2
 from libp2p.tools.anyio_service import background_trio_service
 
 from swarmrl.net.budget import GossipBudget
+from swarmrl.net.errors import RequestTimeout, TransportClosed, TransportError
 from swarmrl.net.libp2p_nat import start_nat_services
 from swarmrl.net.libp2p_router import CountingGossipSub, DeliveringPubsub, guard_streams
 from swarmrl.net.libp2p_settings import NetworkSettings
@@ -64,7 +65,6 @@ from swarmrl.net.transport import (
     check_payload,
     topic_namespace,
 )
-from swarmrl.protocol.errors import RequestTimeout, TransportClosed, TransportError
 from swarmrl.protocol.identity import Identity
 
 if sys.version_info < (3, 11):  # pragma: no cover - trio depends on the backport there

@@ -34,6 +34,7 @@ from typing import Any
 
 import trio
 
+from swarmrl.net.errors import RequestTimeout, TransportClosed, TransportError
 from swarmrl.net.transport import (
     DEFAULT_MAX_MESSAGE_SIZE,
     DEFAULT_QUEUE_SIZE,
@@ -42,7 +43,6 @@ from swarmrl.net.transport import (
     Transport,
     check_payload,
 )
-from swarmrl.protocol.errors import RequestTimeout, TransportClosed, TransportError
 
 if sys.version_info < (3, 11):  # pragma: no cover - trio depends on the backport there
     from exceptiongroup import BaseExceptionGroup

@@ -24,7 +24,7 @@ from types import TracebackType
 
 import trio
 
-from swarmrl.protocol.errors import TransportClosed, TransportError
+from swarmrl.net.errors import TransportClosed, TransportError
 
 Handler = Callable[[str, bytes], Awaitable[bytes]]
 """A request handler: ``async def handler(sender_peer_id, request_bytes) -> reply_bytes``."""

@@ -19,14 +19,8 @@ from typing import TYPE_CHECKING, Any
 import trio
 from pydantic import ValidationError
 
-from swarmrl.protocol import (
-    ProtocolError,
-    RequestTimeout,
-    TransportError,
-    decode,
-    encode,
-    seal,
-)
+from swarmrl.net import RequestTimeout, TransportError
+from swarmrl.protocol import ProtocolError, decode, encode, seal
 from swarmrl.protocol.messages import TeacherReply, TeacherRequest
 from swarmrl.training.brain import ScoredGroup
 from swarmrl.training.distill import TeacherSignal, grpo_weight, schedule_coef

@@ -11,13 +11,7 @@ from swarmrl.protocol.codec import (
     encode_message,
     seal,
 )
-from swarmrl.protocol.errors import (
-    IdentityError,
-    ProtocolError,
-    RequestTimeout,
-    TransportClosed,
-    TransportError,
-)
+from swarmrl.protocol.errors import IdentityError, ProtocolError
 from swarmrl.protocol.identity import Identity, public_key_from_peer_id, verify
 from swarmrl.protocol.messages import (
     MESSAGE_KINDS,
@@ -53,7 +47,6 @@ __all__ = [
     "PeerCard",
     "ProtocolError",
     "ReplayGuard",
-    "RequestTimeout",
     "RolloutGroup",
     "SamplerInfo",
     "SeqCounter",
@@ -62,8 +55,6 @@ __all__ = [
     "TaskSpec",
     "TeacherReply",
     "TeacherRequest",
-    "TransportClosed",
-    "TransportError",
     "content_id",
     "decode",
     "decode_message",

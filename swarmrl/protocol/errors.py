@@ -1,8 +1,8 @@
 """Exceptions of the protocol layer.
 
-Two families, kept apart on purpose: :class:`ProtocolError` means *the bytes or the claims of a
-peer are bad* (drop them and count), :class:`TransportError` means *the network failed us* (retry,
-try another peer, or give up). Identity-file problems are a local configuration error.
+:class:`ProtocolError` means *the bytes or the claims of a peer are bad* (drop them and count).
+Kept apart on purpose from :class:`swarmrl.net.errors.TransportError`, *the network failed us*
+(retry, try another peer, or give up). Identity-file problems are a local configuration error.
 """
 
 from __future__ import annotations
@@ -19,14 +19,3 @@ class ProtocolError(Exception):
 class IdentityError(Exception):
     """A key file is missing, unreadable, malformed, or has unsafe permissions."""
 
-
-class TransportError(Exception):
-    """A transport operation failed (peer gone, stream reset, transport closed, ...)."""
-
-
-class RequestTimeout(TransportError):
-    """A request got no reply within its timeout (lost, partitioned, or no handler)."""
-
-
-class TransportClosed(TransportError):
-    """The transport (or the subscription) was closed."""

@@ -16,9 +16,10 @@ import pytest
 import trio
 
 from swarmrl.config import NetworkConfig
+from swarmrl.net import RequestTimeout, TransportError
 from swarmrl.net.libp2p_transport import Libp2pTransport
 from swarmrl.net.transport import topic_name
-from swarmrl.protocol import Identity, RequestTimeout, TransportError
+from swarmrl.protocol import Identity
 
 pytestmark = pytest.mark.network
 

@@ -9,8 +9,15 @@ import pytest
 import trio
 from _net_helpers import run_virtual
 
-from swarmrl.net import LinkSpec, MemoryNetwork, Subscription, Transport
-from swarmrl.protocol import RequestTimeout, TransportClosed, TransportError
+from swarmrl.net import (
+    LinkSpec,
+    MemoryNetwork,
+    RequestTimeout,
+    Subscription,
+    Transport,
+    TransportClosed,
+    TransportError,
+)
 
 FAST = LinkSpec(latency_s=0.05)
 
