@@ -144,3 +144,22 @@ def truncated_importance_weights(
         "tis_capped_frac": float((ratio[have] > cap).float().mean()),
         "mismatch_kl": float(k3[have].mean()),
     }
+
+
+def sender_logprob_table(
+    trainer: torch.Tensor, senders: list[list[float] | float | None], mask: torch.Tensor
+) -> torch.Tensor:
+    """[B, L] sender log-probs aligned with our tokens, NaN where there are none. A sum over a
+    text another tokenizer cut is spread so every token of the row gets the sequence's
+    length-normalised ratio (GSPO's): exp((our log-prob of the text - theirs) / our tokens)."""
+    table = torch.full_like(trainer, float("nan"), dtype=torch.float32)
+    real = mask > 0
+    ours = torch.where(real, trainer.float(), 0.0).sum(-1)  # our log-prob of each whole text
+    n = real.sum(-1).clamp(min=1)
+    for i, sender in enumerate(senders):
+        if isinstance(sender, list):
+            table[i, : len(sender)] = torch.tensor(sender, dtype=torch.float32)
+        elif sender is not None:
+            per_token = (ours[i] - sender) / n[i]
+            table[i] = torch.where(real[i], trainer[i].float() - per_token, table[i])
+    return table

@@ -25,6 +25,19 @@ import numpy as np
 import torch
 
 from swarmrl.config import GRPOConfig, NodeConfig
+from swarmrl.training.batch import (
+    OWN_A,
+    OWN_B,
+    SWARM,
+    Pass,
+    Row,
+    assign_parts,
+    group_weights,
+    micro_batches,
+    part_grads,
+    pcgrad,
+    swarm_value,
+)
 from swarmrl.training.checkpoint import (
     CheckpointState,
     latest_checkpoint,
@@ -33,14 +46,18 @@ from swarmrl.training.checkpoint import (
 )
 from swarmrl.training.distill import TeacherSignal
 from swarmrl.training.distill_loss import distill_advantages
-from swarmrl.training.grpo import group_advantages, grpo_loss, truncated_importance_weights
+from swarmrl.training.grpo import (
+    group_advantages,
+    grpo_loss,
+    sender_logprob_table,
+    truncated_importance_weights,
+)
 from swarmrl.training.logprobs import sequence_logprobs
 from swarmrl.training.lora import is_lora, trainable
 from swarmrl.training.policy import Policy
 from swarmrl.training.precision import autocast, use_autocast
 
 SIGNAL_EPS = 1e-6  # an advantage smaller than this carries no gradient worth a forward pass
-OWN_A, OWN_B, SWARM = 0, 1, 2  # the parts of a batch whose gradients sapo.adaptive compares
 
 
 @dataclass
@@ -59,42 +76,6 @@ class Group:
     # over the text (None where it gave none): importance weights capped at sender_cap.
     sender_logprobs: list[list[float] | float | None] | None = None
     local: bool = True  # this node's own samples (vs. the swarm's): what sapo.align protects
-
-
-@dataclass
-class _Row:
-    """One completion to train on."""
-
-    prompt: list[int]
-    completion: list[int]
-    advantage: float
-    keep: float  # 0 masks it out (a truncated completion under mask_truncated)
-    taught: tuple[list[float], float, float] | None  # a teacher's log-probs, coefficient, clip
-    sampled: list[float] | None  # our sampler's raw log-probs (TIS)
-    sender: list[float] | float | None  # a peer's claimed log-probs (per token, or a sum)
-    local: bool = True  # sampled by this node (vs. taken from the swarm)
-    group: int = 0  # index of its group in the step's batch
-    part: int = 0  # measuring the swarm's value: OWN_A / OWN_B (own groups alternately) / SWARM
-
-
-@dataclass
-class _Pass:
-    """One forward/backward pass of an update: whole groups' rows and what the pass keeps."""
-
-    rows: list[_Row]
-    prompts: list[list[int]]
-    comps: list[list[int]]
-    adv: torch.Tensor  # [b] per sequence
-    keep: torch.Tensor  # [b]
-    tokens: int  # completion tokens that count in the loss
-    seq_len: int = 0
-    share: float = 1.0  # of the batch's loss normaliser
-    old: torch.Tensor | None = None
-    ref: torch.Tensor | None = None
-    weights: torch.Tensor | None = None  # importance weights, fixed at the first iteration
-    logp: torch.Tensor | None = None  # this iteration's
-    mask: torch.Tensor | None = None
-    token_adv: torch.Tensor | None = None
 
 
 @dataclass
@@ -195,14 +176,14 @@ class Learner:
         # Micro-batches of whole groups (a group's rows share one prompt pass); each pass's loss
         # is scaled to its share of the batch's normaliser, so the accumulated gradient is the
         # one-pass gradient.
-        passes = [p for p in map(self._prepare, _micro_batches(rows, self.cfg.micro_batch_groups))
+        passes = [p for p in map(self._prepare, micro_batches(rows, self.cfg.micro_batch_groups))
                   if p.tokens]
         n_tokens = sum(p.tokens for p in passes)
         dapo = self.cfg.loss_type == "dapo"
         for p in passes:
             p.share = p.tokens / n_tokens if dapo else len(p.rows) / len(rows)
         max_tokens = max(self.max_new_tokens or 0, max(len(r.completion) for r in rows))
-        counts = _assign_parts(rows)
+        counts = assign_parts(rows)
         aligned = self.align and counts[SWARM] > 0 and counts[OWN_A] > 0
         measured = self.measure and min(counts) > 0
         stats.group_weights = [None] * len(groups)
@@ -212,9 +193,9 @@ class Learner:
             split = 3 if measured and it == 0 else 2 if aligned else 0
             figures = self._accumulate_grads(passes, it, max_tokens, split, stats)
             if split == 3:
-                stats.tis.update(_swarm_value(self.params, figures.grads, counts, aligned))
+                stats.tis.update(swarm_value(self.params, figures.grads, counts, aligned))
             elif split == 2:
-                stats.tis["align_cos"] = _pcgrad(self.params, *figures.grads)
+                stats.tis["align_cos"] = pcgrad(self.params, *figures.grads)
             grad_norm = torch.nn.utils.clip_grad_norm_(self.params, self.cfg.max_grad_norm)
             self.optimizer.step()
             if it == 0:
@@ -232,7 +213,7 @@ class Learner:
         return stats
 
     def _accumulate_grads(
-        self, passes: list[_Pass], it: int, max_tokens: int, split: int, stats: StepStats
+        self, passes: list[Pass], it: int, max_tokens: int, split: int, stats: StepStats
     ) -> _Figures:
         """Forward and backward every pass of one iteration into the parameters' gradients,
         or, with ``split`` parts (2: ours and the swarm's; 3: our two halves and the swarm's),
@@ -254,10 +235,10 @@ class Learner:
                 figures.add("kl", st["kl"], st["tokens"])
         return figures
 
-    def _prepare(self, rows: list[_Row]) -> _Pass:
+    def _prepare(self, rows: list[Row]) -> Pass:
         """One pass's inputs, and its old and reference log-probs (before any update)."""
         device = self.policy.device
-        p = _Pass(
+        p = Pass(
             rows=rows,
             prompts=[r.prompt for r in rows],
             comps=[r.completion for r in rows],
@@ -273,7 +254,7 @@ class Learner:
         return p
 
     def _pass_loss(
-        self, p: _Pass, it: int, max_tokens: int, stats: StepStats, figures: _Figures
+        self, p: Pass, it: int, max_tokens: int, stats: StepStats, figures: _Figures
     ) -> tuple[torch.Tensor, dict[str, float]]:
         """Forward one pass: its loss normalised within the pass (the caller scales it)."""
         with autocast(self.autocast, self.policy.device, p.seq_len):  # the loss stays fp32
@@ -284,7 +265,7 @@ class Learner:
         p.token_adv, distill = distill_advantages(p.adv, fixed, [r.taught for r in p.rows], p.mask)
         if it == 0:  # against the step's fixed old log-probs, so once
             p.weights, tis = self._importance_weights(fixed, p.rows, p.mask)
-            weights = _group_weights(p.weights, p.mask, p.rows, len(stats.group_weights))
+            weights = group_weights(p.weights, p.mask, p.rows, len(stats.group_weights))
             stats.group_weights = [a if a is not None else b
                                    for a, b in zip(weights, stats.group_weights, strict=True)]
             tokens = float(p.mask.sum())
@@ -295,7 +276,7 @@ class Learner:
         return grpo_loss(p.logp, p.old, p.token_adv, p.mask, self.cfg, p.ref, max_tokens,
                          token_weights=p.weights)
 
-    def _rows(self, groups: list[Group], stats: StepStats) -> list[_Row]:
+    def _rows(self, groups: list[Group], stats: StepStats) -> list[Row]:
         """A row per sequence of the groups worth training on; a group a teacher scored is
         worth it even when its rewards are all equal."""
         rows = []
@@ -320,13 +301,13 @@ class Learner:
                 lp = lp if lp is not None and len(lp) == len(comp) else None
                 if isinstance(sender, list) and len(sender) != len(comp):
                     sender = None  # our ids of the text differ from the sender's: no per-token
-                rows.append(
-                    _Row(g.prompt_ids, comp, a * weight, keep, row, lp, sender, g.local, gi)
-                )
+                rows.append(Row(prompt=g.prompt_ids, completion=comp, advantage=a * weight,
+                                keep=keep, taught=row, sampled=lp, sender=sender,
+                                local=g.local, group=gi))
         return rows
 
     def _importance_weights(
-        self, trainer_logprobs: torch.Tensor, rows: list[_Row], mask: torch.Tensor
+        self, trainer_logprobs: torch.Tensor, rows: list[Row], mask: torch.Tensor
     ) -> tuple[torch.Tensor | None, dict[str, float]]:
         """Per-token weights (None = all 1): truncated importance sampling of our own samples
         against our sampler (cap tis_cap), and of swarm samples against their sender's claimed
@@ -348,7 +329,7 @@ class Learner:
             stats.update({f"sender_{k}": v for k, v in sender_stats.items()})
         return weights, stats
 
-    def _split_grads(self, p: _Pass, max_tokens: int, split: int) -> list[list[torch.Tensor]]:
+    def _split_grads(self, p: Pass, max_tokens: int, split: int) -> list[list[torch.Tensor]]:
         """The gradients of one pass's parts apart (2: own rows and swarm rows; 3: the own
         rows' two halves and the swarm's), each scaled to the pass's share of the batch, so
         over the whole batch they sum to the one-pass gradient."""
@@ -364,7 +345,7 @@ class Learner:
             if self.cfg.loss_type == "dapo":  # a token mean: each part over the pass's tokens
                 part = part * (m.sum() / total)
             parts.append(part * p.share)
-        return [_grads(x, self.params, retain=i < len(parts) - 1) for i, x in enumerate(parts)]
+        return [part_grads(x, self.params, retain=i < len(parts) - 1) for i, x in enumerate(parts)]
 
     @torch.no_grad()
     def _reference_logprobs(self, prompts: list, comps: list) -> tuple:
@@ -398,110 +379,6 @@ class Learner:
         for g, (fused, foreach) in zip(self.optimizer.param_groups, flags, strict=True):
             g["fused"], g["foreach"] = fused, foreach
         return state
-
-
-def _micro_batches(rows: list[_Row], groups_per_pass: int) -> list[list[_Row]]:
-    """The rows in passes of ``groups_per_pass`` whole groups (0: one pass)."""
-    if groups_per_pass <= 0:
-        return [rows]
-    passes: list[list[_Row]] = []
-    seen: list[int] = []
-    for r in rows:
-        if not seen or r.group != seen[-1]:
-            seen.append(r.group)
-            if (len(seen) - 1) % groups_per_pass == 0:
-                passes.append([])
-        passes[-1].append(r)
-    return passes
-
-
-def _assign_parts(rows: list[_Row]) -> list[int]:
-    """Mark each row OWN_A, OWN_B (this node's groups, alternately) or SWARM; returns how many
-    rows that count in the loss each part has."""
-    own = sorted({r.group for r in rows if r.local})
-    half = {g: i % 2 for i, g in enumerate(own)}
-    counts = [0, 0, 0]
-    for r in rows:
-        r.part = half[r.group] if r.local else SWARM
-        counts[r.part] += r.keep > 0 and bool(r.completion)
-    return counts
-
-
-def _swarm_value(
-    params: list[torch.Tensor], grads: list[list[torch.Tensor]], counts: list[int], align: bool
-) -> dict[str, float]:
-    """What the swarm's rows are worth to this node's own objective, beside what its own are
-    worth, to first order: a step along a gradient g changes the own loss by -lr <G, g>, G the
-    own loss's true gradient, and an independent sample of own rows estimates G without bias.
-    So <ours, swarm> estimates the swarm's part, and <half A, half B> (own rows, disjoint
-    groups) an own part's; each over its pairs of rows, so the two are per row and comparable.
-    Sets the parameters' gradients (the sum, or PCGrad's when ``align``)."""
-    a, b, swarm = grads
-    ours = [x + y for x, y in zip(a, b, strict=True)]
-    dots = torch.stack([
-        torch.stack([(x * y).sum(), (o * s).sum()])
-        for x, y, o, s in zip(a, b, ours, swarm, strict=True)
-    ]).sum(0).tolist()
-    n_a, n_b, n_swarm = counts
-    value = {"value_own": dots[0] / (n_a * n_b), "value_swarm": dots[1] / ((n_a + n_b) * n_swarm)}
-    if align:
-        value["align_cos"] = _pcgrad(params, ours, swarm)
-    else:
-        for p, o, s in zip(params, ours, swarm, strict=True):
-            p.grad = o + s
-    return value
-
-
-def _pcgrad(
-    params: list[torch.Tensor], ours: list[torch.Tensor], swarm: list[torch.Tensor]
-) -> float:
-    """Where the swarm's gradient conflicts with the node's own, it loses its component along
-    ours (PCGrad, Yu et al. 2020), so to first order the swarm's groups never undo what the
-    node's own teach. Sets the parameters' gradients; returns the two gradients' cosine."""
-    dot, n_ours, n_swarm = torch.stack([  # one device sync for the three
-        torch.stack([(a * b).sum(), (a * a).sum(), (b * b).sum()])
-        for a, b in zip(ours, swarm, strict=True)
-    ]).sum(0).tolist()
-    if dot < 0 and n_ours > 0:
-        swarm = [b - (dot / n_ours) * a for a, b in zip(ours, swarm, strict=True)]
-    for p, a, b in zip(params, ours, swarm, strict=True):
-        p.grad = a + b
-    return dot / max(1e-12, (n_ours * n_swarm) ** 0.5)
-
-
-def _group_weights(
-    weights: torch.Tensor | None, mask: torch.Tensor, rows: list[_Row], n_groups: int
-) -> list[float | None]:
-    """Each group's mean token weight in this step's loss (1 without importance weights)."""
-    real = (mask > 0).float()
-    per_row = torch.stack([real.sum(-1), (real if weights is None else weights * real).sum(-1)])
-    index = torch.tensor([r.group for r in rows], device=mask.device)
-    counts, sums = torch.zeros(2, n_groups, device=mask.device).index_add_(1, index, per_row)
-    return [s / c if c else None for s, c in zip(sums.tolist(), counts.tolist(), strict=True)]
-
-
-def _grads(loss: torch.Tensor, params: list[torch.Tensor], retain: bool) -> list[torch.Tensor]:
-    out = torch.autograd.grad(loss, params, retain_graph=retain, allow_unused=True)
-    return [torch.zeros_like(p) if g is None else g for g, p in zip(out, params, strict=True)]
-
-
-def sender_logprob_table(
-    trainer: torch.Tensor, senders: list[list[float] | float | None], mask: torch.Tensor
-) -> torch.Tensor:
-    """[B, L] sender log-probs aligned with our tokens, NaN where there are none. A sum over a
-    text another tokenizer cut is spread so every token of the row gets the sequence's
-    length-normalised ratio (GSPO's): exp((our log-prob of the text - theirs) / our tokens)."""
-    table = torch.full_like(trainer, float("nan"), dtype=torch.float32)
-    real = mask > 0
-    ours = torch.where(real, trainer.float(), 0.0).sum(-1)  # our log-prob of each whole text
-    n = real.sum(-1).clamp(min=1)
-    for i, sender in enumerate(senders):
-        if isinstance(sender, list):
-            table[i, : len(sender)] = torch.tensor(sender, dtype=torch.float32)
-        elif sender is not None:
-            per_token = (ours[i] - sender) / n[i]
-            table[i] = torch.where(real[i], trainer[i].float() - per_token, table[i])
-    return table
 
 
 def _teacher_row(t: TeacherSignal | None, i: int) -> tuple[list[float], float, float] | None:
