@@ -17,7 +17,7 @@ from __future__ import annotations
 import copy
 import random
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -118,9 +118,6 @@ class StepStats:
     tis: dict[str, float] = field(default_factory=dict)  # tis_weight_mean, mismatch_kl, ...
     # per group of the batch: the mean importance weight of its tokens (None: not trained)
     group_weights: list[float | None] = field(default_factory=list)
-
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 def seed_everything(seed: int, policy: Policy | None = None) -> None:
