@@ -253,11 +253,10 @@ class Node:
                 verify(prob, c.text, style, self.cfg.tasks.format_reward).reward for c in comps
             ]
             self.skills.update(prob.family, sum(rewards) / len(rewards))
-            groups.append(
-                ScoredGroup(
-                    req.prompt, comps, rewards, True, req.task_key, prob.family, prob.answer, spec
-                )
-            )
+            groups.append(ScoredGroup(
+                prompt=req.prompt, completions=comps, rewards=rewards, local=True,
+                task_key=req.task_key, family=prob.family, answer=prob.answer, task=spec,
+            ))
         self.selfplay.observe_local(groups)
         return groups
 
