@@ -14,6 +14,7 @@ of a group's proposals have closed (see ``ProposalTracker``), the group becomes 
 whose rewards are the proposals' learnability, and the creator trains on it with GRPO in the
 same update as its solver groups. Rewards arrive a few steps after sampling; the learner
 recomputes old log-probs at train time, so the update stays a valid policy gradient step.
+It implements ``creator.Creator`` for the node's self-play.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from swarmrl.protocol.messages import MAX_ANSWER_CHARS, FreeFormTask, task_key
+from swarmrl.selfplay.creator import Count, Draft, Turn
 from swarmrl.selfplay.learnability import Kind, near_duplicate_fraction, proposal_reward
 from swarmrl.selfplay.tracker import Proposal
 from swarmrl.tasks import derive_seed, get_family, materialize
@@ -151,7 +153,7 @@ class LMCreator:
         for group in self.by_key.pop(prop.key, []):
             group.rewards[prop.key] = prop
 
-    def ready_groups(self) -> list[ScoredGroup]:
+    def ready_groups(self, count: Count | None = None) -> list[ScoredGroup]:
         """Groups whose proposals have all closed, scored by learnability, oldest first."""
         out, keep = [], []
         for g in self.pending:
@@ -168,7 +170,44 @@ class LMCreator:
             out.append(ScoredGroup(g.prompt, g.completions, rewards, True,
                                    f"creator:{g.step}", CREATOR_FAMILY, ""))
         self.pending = keep
+        if count is not None:
+            count("lm_groups_trained", len(out))
         return out
+
+    # --- creator.Creator (with ready_groups above and state below) ------------------------
+    async def proposals(self, turn: Turn) -> list[Draft]:
+        """Samples this step's creator prompt with the node's policy and parses the group: the
+        first ``turn.quota`` problems parsed go out, each with its near-duplicate fraction."""
+        req = self.request(turn.step)
+        completions = await turn.sample(req)
+        accepted = self.accept(req.prompt, completions, turn.step, turn.creator_id,
+                               list(turn.recent))
+        turn.count("lm_unparsed", len(completions) - len(accepted))
+        drafts = [Draft(task, question, duplicate=dup)
+                  for task, question, dup in accepted[: turn.quota]]
+        # Parsed but over this step's quota: never proposed, so it earns nothing. Opened all the
+        # same, so it closes (unattempted) and its completion's group becomes ready.
+        drafts += [Draft(task, "", duplicate=0.0, publish=False)
+                   for task, _, _ in accepted[turn.quota:]]
+        return drafts
+
+    def already_open(self, draft: Draft) -> bool:
+        """Happens only for a problem two completions of this step's group both wrote (a task
+        names its step, so earlier steps' never match): it stays one proposal, whose reward both
+        completions get, and is published once per completion that wrote it."""
+        return True
+
+    def closed(self, prop: Proposal) -> None:
+        self.feedback(prop)
+
+    def metrics(self) -> dict[str, Any]:
+        return {"selfplay_parse_rate": self.state()["parse_rate"]}
+
+    def state_dict(self) -> dict[str, Any]:
+        return {}  # what it learns is in the policy, which the node checkpoints
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        pass
 
     def state(self) -> dict[str, Any]:
         total = self.parsed + self.unparsed

@@ -7,7 +7,7 @@ proposal's learnability. Solvers improve, so an arm's worth drifts: evidence is 
 pulls weigh less) and the choice is UCB on the discounted mean, counting proposals still waiting
 for feedback as pulls so a batch of proposals spreads over arms.
 
-No torch: it only builds task specs.
+No torch: it only builds task specs. It implements ``creator.Creator`` for the node's self-play.
 """
 
 from __future__ import annotations
@@ -20,7 +20,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from swarmrl.protocol.messages import TaskSpec
-from swarmrl.tasks import TaskError, derive_seed, get_family
+from swarmrl.selfplay.creator import Count, Draft, Turn
+from swarmrl.selfplay.tracker import Proposal
+from swarmrl.tasks import TaskError, derive_seed, get_family, materialize
+from swarmrl.training.brain import ScoredGroup
 
 PRIOR = 0.5
 """One pseudo-observation of this normalized reward per arm, so untried arms are not infinite."""
@@ -128,11 +131,40 @@ class ParametricCreator:
         a.total += min(1.0, max(-1.0, reward / self.scale))
         self.feedbacks += 1
 
+    # --- creator.Creator (with state, state_dict and load_state_dict below) ---------------
+    async def proposals(self, turn: Turn) -> list[Draft]:
+        """``turn.quota`` specs, all chosen before any is published (pending pulls spread the
+        batch). No duplicate fraction: the agent measures it as it publishes them in turn."""
+        return [
+            Draft(spec, materialize(spec).question, arm=i) for i, spec in self.propose(turn.quota)
+        ]
+
+    def already_open(self, draft: Draft) -> bool:
+        """The same problem is already out: nothing new to learn, so the pull is given back."""
+        if draft.arm is not None:
+            self.feedback(draft.arm, 0.0, attempted=False)
+        return False
+
+    def closed(self, prop: Proposal) -> None:
+        if prop.arm is not None:
+            self.feedback(prop.arm, prop.reward or 0.0, prop.attempts > 0)
+
+    def ready_groups(self, count: Count | None = None) -> list[ScoredGroup]:
+        return []  # it trains nothing of its own
+
+    def metrics(self) -> dict[str, Any]:
+        best = self.best()
+        return {
+            "selfplay_arm": self.arms[self.last].label if self.last is not None else None,
+            "selfplay_best_arm": best.label,
+            "selfplay_best_value": round(best.value, 4),
+        }
+
     def best(self) -> Arm:
         return max(self.arms, key=lambda a: (a.value, -self.arms.index(a)))
 
     def state(self) -> dict[str, Any]:
-        """What inspect and the metrics row show: the last choice and every arm's worth."""
+        """What inspect shows: the last choice and every arm's worth."""
         last = self.arms[self.last] if self.last is not None else None
         return {
             "creator": self.kind,
