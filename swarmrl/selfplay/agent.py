@@ -34,6 +34,7 @@ from swarmrl.protocol.messages import (
     content_id,
     task_key,
 )
+from swarmrl.selfplay.creator import Creator, Turn
 from swarmrl.selfplay.freeform import FreeFormCheck
 from swarmrl.selfplay.learnability import max_learnability, near_duplicate_fraction
 from swarmrl.selfplay.lm_creator import LMCreator
@@ -42,7 +43,7 @@ from swarmrl.selfplay.queue import OwnTaskFilter, ProposalQueue
 from swarmrl.selfplay.tracker import Proposal, ProposalTracker
 from swarmrl.tasks import TaskSampler, derive_seed, materialize, verify
 from swarmrl.tasks.sandbox import CheckFailed, InProcessChecker
-from swarmrl.training.brain import Brain, ScoredGroup
+from swarmrl.training.brain import Brain, Completion, RolloutRequest, ScoredGroup
 
 log = logging.getLogger("swarmrl.selfplay")
 
@@ -105,15 +106,13 @@ class SelfPlay:
             cfg.settle_completions, cfg.proposal_ttl_steps, cfg.learnability,
             cfg.diversity_penalty,
         )
-        self.creator: ParametricCreator | LMCreator | None = (
-            self._build_creator() if self.creating else None
-        )
+        self.creator: Creator | None = self._build_creator() if self.creating else None
         self.recent_questions: deque[str] = deque(maxlen=RECENT)
         self.recent_closed: deque[Proposal] = deque(maxlen=RECENT)
         self._credit = 0.0
         self._step: dict[str, int] = {}
 
-    def _build_creator(self) -> ParametricCreator | LMCreator:
+    def _build_creator(self) -> Creator:
         cfg, node_cfg = self.cfg, self.node.cfg
         seed = derive_seed("creator", node_cfg.seed, self.node.peer_id)
         if cfg.creator == "parametric":
@@ -141,16 +140,19 @@ class SelfPlay:
             return
         await self._wait_for_solvers()
         step = self.node.step
-        if isinstance(self.creator, ParametricCreator):
-            for arm, spec in self.creator.propose(self.cfg.proposals_per_step):
-                question = materialize(spec).question
-                prop = self.tracker.add(spec, question, step, arm, self._duplicates(question))
-                if prop is None:  # the same problem is already out: nothing new to learn
-                    self.creator.feedback(arm, 0.0, attempted=False)
-                    continue
-                await self._send(spec, question)
-            return
-        await self._propose_lm(step)
+        turn = Turn(step, self.cfg.proposals_per_step, self.node.peer_id, self.recent_questions,
+                    self._sample, self._count)
+        for draft in await self.creator.proposals(turn):
+            question = draft.question
+            # A draft without a duplicate fraction is measured now, so the recent questions it
+            # is measured against include this step's drafts published before it.
+            dup = self._duplicates(question) if draft.duplicate is None else draft.duplicate
+            prop = self.tracker.add(draft.task, question, step, draft.arm, dup)
+            if not draft.publish:
+                continue
+            if prop is None and not self.creator.already_open(draft):
+                continue
+            await self._send(draft.task, question)
 
     async def _wait_for_solvers(self) -> None:
         """Backpressure: with max_open proposals still unsettled, wait (at most wait_s) for the
@@ -165,24 +167,15 @@ class SelfPlay:
     def _unsettled(self) -> int:
         return sum(p.attempts < self.cfg.settle_completions for p in self.tracker.open.values())
 
-    async def _propose_lm(self, step: int) -> None:
-        assert isinstance(self.creator, LMCreator)
-        node, creator = self.node, self.creator
-        req = creator.request(step)
+    async def _sample(self, req: RolloutRequest) -> list[Completion]:
+        """A creator's sampler (``Turn.sample``): one group of the node's policy on ``req``."""
+        node = self.node
         G = node.cfg.generation.group_size
         samples = await node.runtime.run(
             lambda: node.brain.rollout([req], G),
             lambda out: sum(c.num_tokens for group in out for c in group),
         )
-        accepted = creator.accept(req.prompt, samples[0], step, node.peer_id,
-                                  list(self.recent_questions))
-        self._count("lm_unparsed", G - len(accepted))
-        for task, question, dup in accepted[: self.cfg.proposals_per_step or None]:
-            self.tracker.add(task, question, step, None, dup)
-            await self._send(task, question)
-        for task, _, _ in accepted[self.cfg.proposals_per_step or len(accepted):]:
-            # Parsed but over this step's quota: never proposed, so it earns nothing.
-            self.tracker.add(task, "", step, None, 0.0)
+        return samples[0]
 
     def _duplicates(self, question: str) -> float:
         return near_duplicate_fraction(
@@ -217,15 +210,9 @@ class SelfPlay:
             self._count(prop.closed_by if attempted else "unattempted")
             if attempted:
                 self.recent_closed.append(prop)
-            if isinstance(self.creator, ParametricCreator) and prop.arm is not None:
-                self.creator.feedback(prop.arm, prop.reward or 0.0, attempted)
-            elif isinstance(self.creator, LMCreator):
-                self.creator.feedback(prop)
-        if isinstance(self.creator, LMCreator):
-            groups = self.creator.ready_groups()
-            self._count("lm_groups_trained", len(groups))
-            return groups
-        return []
+            if self.creator is not None:
+                self.creator.closed(prop)
+        return self.creator.ready_groups(self._count) if self.creator is not None else []
 
     # --- solver -------------------------------------------------------------------------
     async def admit_proposal(self, msg: TaskProposal, sender: str, step: int) -> str | None:
@@ -325,13 +312,8 @@ class SelfPlay:
                 selfplay_p=_mean([c.p for c in closed]),
                 selfplay_reward=_mean([c.reward or 0.0 for c in closed]),
             )
-            st = self.creator.state() if self.creator else {}
-            if isinstance(self.creator, ParametricCreator):
-                best = self.creator.best()
-                row.update(selfplay_arm=st["chosen"], selfplay_best_arm=best.label,
-                           selfplay_best_value=round(best.value, 4))
-            elif isinstance(self.creator, LMCreator):
-                row["selfplay_parse_rate"] = st["parse_rate"]
+            if self.creator is not None:
+                row.update(self.creator.metrics())
         return row
 
     def state(self) -> dict[str, Any]:
@@ -351,14 +333,16 @@ class SelfPlay:
         }
 
     def state_dict(self) -> dict[str, Any]:
-        """Checkpointed: the parametric creator's arm evidence (open proposals are not kept)."""
-        if isinstance(self.creator, ParametricCreator):
-            return {"parametric": self.creator.state_dict()}
-        return {}
+        """Checkpointed: the creator's own state under its kind, if it keeps any (the parametric
+        creator's arm evidence; open proposals are not kept)."""
+        if self.creator is None:
+            return {}
+        own = self.creator.state_dict()
+        return {self.creator.kind: own} if own else {}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        if isinstance(self.creator, ParametricCreator) and "parametric" in state:
-            self.creator.load_state_dict(state["parametric"])
+        if self.creator is not None and self.creator.kind in state:
+            self.creator.load_state_dict(state[self.creator.kind])
 
 
 def _mean(xs: list[float]) -> float | None:
