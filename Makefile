@@ -75,8 +75,8 @@ clean:
 demo: $(STAMP)
 	$(VENV)/bin/swarmrl sim --out runs/demo
 
-# Regenerate the control API's Python code after editing swarmrl/node/proto/control.proto.
+# Regenerate the control API's Python code after editing swarmrl/control/proto/control.proto.
 # Run from the repository root (-I .) so the generated imports are package-absolute.
 proto: $(STAMP)
 	$(PY) -m grpc_tools.protoc -I . --python_out=. --pyi_out=. --grpc_python_out=. \
-		swarmrl/node/proto/control.proto
+		swarmrl/control/proto/control.proto

@@ -323,7 +323,7 @@ def _sim_control(sc: Any, listen: str | None, metrics: str | None) -> Any:
 
 def _sim_server(cfg: Any, out: Path, base: Path | None, served: list[Any]) -> Any:
     def serve(sim: Any) -> None:
-        from swarmrl.node.control import write_control_addr
+        from swarmrl.control.server import write_control_addr
         from swarmrl.simulator.serve import serve_simulation
 
         handle = serve_simulation(sim, cfg, base, run_dir=out)

@@ -50,7 +50,7 @@ TimeoutOpt = Annotated[float, typer.Option("--timeout", help="Seconds to wait fo
 def resolve_addr(node: str | None, run_dir: Path | None) -> str:
     if node:
         return node
-    from swarmrl.node.control_client import CONTROL_ADDR_FILE
+    from swarmrl.control.client import CONTROL_ADDR_FILE
 
     where = run_dir or Path(".")
     path = where / CONTROL_ADDR_FILE
@@ -68,7 +68,7 @@ def resolve_addr(node: str | None, run_dir: Path | None) -> str:
 def client(node: str | None, run_dir: Path | None, token: str | None,
            timeout: float = 5.0) -> Iterator[Any]:
     """A connected ControlClient; InspectError anywhere inside becomes one line and exit 1."""
-    from swarmrl.node.control_client import ControlClient, InspectError
+    from swarmrl.control.client import ControlClient, InspectError
 
     addr = resolve_addr(node, run_dir)
     token = token or _dir_token(node, run_dir)
@@ -82,7 +82,7 @@ def client(node: str | None, run_dir: Path | None, token: str | None,
 def _dir_token(node: str | None, run_dir: Path | None) -> str | None:
     """The run directory's own token, when the address came from it (--dir, or the current
     directory): whoever can read the run directory is its owner."""
-    from swarmrl.node.control_client import TOKEN_FILE
+    from swarmrl.control.client import TOKEN_FILE
 
     if node and run_dir is None:
         return None
@@ -100,7 +100,7 @@ def emit(data: Any, as_json: bool, view: Any) -> None:
 
 
 def _call(c: Any, method: str, request: Any) -> dict[str, Any]:
-    from swarmrl.node.control_client import to_dict
+    from swarmrl.control.client import to_dict
 
     return to_dict(c.call(method, request))
 
@@ -110,8 +110,8 @@ def _call(c: Any, method: str, request: Any) -> dict[str, Any]:
 def status(node: NodeOpt = None, run_dir: DirOpt = None, token: TokenOpt = None,
            peer: PeerOpt = "", as_json: JsonOpt = False, timeout: TimeoutOpt = 5.0) -> None:
     """Who the node is, whether it is learning (reward trend), its pace, drops by reason."""
+    from swarmrl.control.client import pb
     from swarmrl.inspect_view import status_view
-    from swarmrl.node.control_client import pb
 
     with client(node, run_dir, token, timeout) as c:
         s = _call(c, "Status", pb.NodeRequest(node=peer))
@@ -122,8 +122,8 @@ def status(node: NodeOpt = None, run_dir: DirOpt = None, token: TokenOpt = None,
 def peers(node: NodeOpt = None, run_dir: DirOpt = None, token: TokenOpt = None,
           peer: PeerOpt = "", as_json: JsonOpt = False, timeout: TimeoutOpt = 5.0) -> None:
     """Who the node talks to: each peer's card, last seen, groups admitted and dropped (why)."""
+    from swarmrl.control.client import pb
     from swarmrl.inspect_view import peers_view
-    from swarmrl.node.control_client import pb
 
     with client(node, run_dir, token, timeout) as c:
         p = _call(c, "Peers", pb.NodeRequest(node=peer))
@@ -135,8 +135,8 @@ def pool(node: NodeOpt = None, run_dir: DirOpt = None, token: TokenOpt = None,
          peer: PeerOpt = "", as_json: JsonOpt = False, timeout: TimeoutOpt = 5.0,
          limit: Annotated[int, typer.Option(help="Entries listed, newest first.")] = 20) -> None:
     """The swarm pool: size, share per peer, what was refused or evicted, newest entries."""
+    from swarmrl.control.client import pb
     from swarmrl.inspect_view import pool_view
-    from swarmrl.node.control_client import pb
 
     with client(node, run_dir, token, timeout) as c:
         p = _call(c, "Pool", pb.PoolRequest(node=peer, limit=limit))
@@ -150,8 +150,8 @@ def rollouts(node: NodeOpt = None, run_dir: DirOpt = None, token: TokenOpt = Non
              source: Annotated[str, typer.Option(help="'local', 'external' or 'all'.")] = "all",
              full: Annotated[bool, typer.Option(help="Do not shorten texts.")] = False) -> None:
     """The last rollout groups trained on, with the completions and this node's rewards."""
+    from swarmrl.control.client import pb
     from swarmrl.inspect_view import rollouts_view
-    from swarmrl.node.control_client import pb
 
     if source not in ("local", "external", "all"):
         fail(f"--source: {source!r} is not 'local', 'external' or 'all'", EXIT_INSPECT)
@@ -171,8 +171,8 @@ def metrics(node: NodeOpt = None, run_dir: DirOpt = None, token: TokenOpt = None
 
     With --json: one JSON object per line, each a step row (then, without --follow, one
     object {"counters": ...})."""
+    from swarmrl.control.client import pb
     from swarmrl.inspect_view import metrics_line, metrics_table
-    from swarmrl.node.control_client import pb
 
     req = pb.MetricsRequest(node=peer, follow=follow, last=max(last, -1))
     first = True
@@ -206,7 +206,7 @@ def metrics(node: NodeOpt = None, run_dir: DirOpt = None, token: TokenOpt = None
 def config(node: NodeOpt = None, run_dir: DirOpt = None, token: TokenOpt = None,
            peer: PeerOpt = "", as_json: JsonOpt = False, timeout: TimeoutOpt = 5.0) -> None:
     """The node's effective config (TOML; secrets redacted)."""
-    from swarmrl.node.control_client import pb
+    from swarmrl.control.client import pb
 
     with client(node, run_dir, token, timeout) as c:
         reply = c.call("Config", pb.NodeRequest(node=peer))
@@ -217,8 +217,8 @@ def config(node: NodeOpt = None, run_dir: DirOpt = None, token: TokenOpt = None,
 def nodes(node: NodeOpt = None, run_dir: DirOpt = None, token: TokenOpt = None,
           as_json: JsonOpt = False, timeout: TimeoutOpt = 5.0) -> None:
     """The nodes this server serves (a simulation serves all of its nodes)."""
+    from swarmrl.control.client import pb
     from swarmrl.inspect_view import nodes_view
-    from swarmrl.node.control_client import pb
 
     with client(node, run_dir, token, timeout) as c:
         n = _call(c, "ListNodes", pb.ListNodesRequest())
@@ -234,8 +234,8 @@ def top(node: NodeOpt = None, run_dir: DirOpt = None, token: TokenOpt = None,
     """A live view: reward sparkline and trend, pace, peers, pool, drops (Ctrl-C to quit)."""
     from rich.live import Live
 
+    from swarmrl.control.client import pb
     from swarmrl.inspect_view import top_view
-    from swarmrl.node.control_client import pb
 
     def frame(c: Any) -> Any:
         req = pb.NodeRequest(node=peer)
@@ -272,7 +272,7 @@ def resume(node: NodeOpt = None, run_dir: DirOpt = None, token: TokenOpt = None,
 
 def _pause(node: str | None, run_dir: Path | None, token: str | None, peer: str,
            as_json: bool, timeout: float, method: str) -> None:
-    from swarmrl.node.control_client import pb
+    from swarmrl.control.client import pb
 
     with client(node, run_dir, token, timeout) as c:
         r = _call(c, method, pb.NodeRequest(node=peer))
@@ -295,7 +295,7 @@ def submit(
 ) -> None:
     """Hand the node a task (--family ... or --prompt/--answer); it is one of its next local
     tasks. The node regenerates it first, so a task it cannot score is refused."""
-    from swarmrl.node.control_client import pb
+    from swarmrl.control.client import pb
 
     if (family is None) == (prompt is None):
         fail("give either --family (a procedural task) or --prompt and --answer (free-form)",

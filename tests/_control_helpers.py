@@ -12,9 +12,9 @@ from typing import Any
 import trio
 
 from swarmrl.config import ControlConfig, NodeConfig
+from swarmrl.control.inspection import Served, ServedNode
+from swarmrl.control.server import ControlHandle, start_control
 from swarmrl.net import LinkSpec, MemoryNetwork
-from swarmrl.node.control import ControlHandle, start_control
-from swarmrl.node.inspection import Served, ServedNode
 from swarmrl.node.loop import Node
 from swarmrl.node.runtime import PacedRuntime
 from swarmrl.protocol import Identity

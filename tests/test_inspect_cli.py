@@ -19,7 +19,7 @@ from typer.testing import CliRunner
 
 from swarmrl.cli import app
 from swarmrl.config import tomllib
-from swarmrl.node.control import write_control_addr
+from swarmrl.control.server import write_control_addr
 from swarmrl.node.metrics import read_metrics
 from swarmrl.simulator.runner import Simulation
 

@@ -411,8 +411,8 @@ async def _serve_control(
 ) -> None:
     """Serve the control API (and /metrics) until the node stops; its address goes into
     control.addr and status.json, where `swarmrl inspect --dir RUN_DIR` looks."""
-    from swarmrl.node.control import start_control, write_control_addr
-    from swarmrl.node.inspection import Served, ServedNode
+    from swarmrl.control.inspection import Served, ServedNode
+    from swarmrl.control.server import start_control, write_control_addr
 
     def extra() -> dict[str, str]:
         facts = {"addrs": " ".join(node.transport.listen_addrs()), "run dir": str(setup.out)}

@@ -6,8 +6,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from swarmrl.config import ControlConfig
-from swarmrl.node.control import ControlHandle, start_control
-from swarmrl.node.inspection import Served, ServedNode
+from swarmrl.control.inspection import Served, ServedNode
+from swarmrl.control.server import ControlHandle, start_control
 from swarmrl.simulator.runner import SimNode, Simulation
 
 

@@ -2,7 +2,7 @@
 
 It runs on grpc's own thread pool beside the trio thread that runs the node(s), and reads node
 state only through the copying snapshots of ``inspection.py``; the only writes are a pause flag
-and a bounded task queue (``inbox.py``) that the node loop reads between steps. A daemon serves
+and a bounded task queue (``node/inbox.py``) that the node loop reads between steps. A daemon serves
 its one node, a simulation all of its nodes (requests pick one by name or peer id).
 
 Off loopback a token is required (config check); when a token is set every call, reflection
@@ -26,12 +26,12 @@ from typing import Any
 import grpc
 
 from swarmrl.config import ConfigError, ControlConfig, split_host_port
-from swarmrl.node import inspection as snap
-from swarmrl.node.control_client import CONTROL_ADDR_FILE, TOKEN_FILE
+from swarmrl.control import inspection as snap
+from swarmrl.control.client import CONTROL_ADDR_FILE, TOKEN_FILE
+from swarmrl.control.inspection import Rejected, Served, ServedNode
+from swarmrl.control.proto import control_pb2 as pb
+from swarmrl.control.proto import control_pb2_grpc as pb_grpc
 from swarmrl.node.inbox import InboxFull
-from swarmrl.node.inspection import Rejected, Served, ServedNode
-from swarmrl.node.proto import control_pb2 as pb
-from swarmrl.node.proto import control_pb2_grpc as pb_grpc
 from swarmrl.protocol.atomic_file import write_text_atomic
 
 log = logging.getLogger("swarmrl.control")
@@ -278,7 +278,7 @@ def start_control(
             token = own_token(run_dir)
         handle._grpc, handle.addr = _serve_grpc(served, cfg, token)
     if cfg.metrics_listen:
-        from swarmrl.node.prometheus import serve_metrics
+        from swarmrl.control.prometheus import serve_metrics
 
         try:
             handle._http, handle.metrics_addr = serve_metrics(served, cfg.metrics_listen)

@@ -3,7 +3,7 @@
 import grpc
 import warnings
 
-from swarmrl.node.proto import control_pb2 as swarmrl_dot_node_dot_proto_dot_control__pb2
+from swarmrl.control.proto import control_pb2 as swarmrl_dot_control_dot_proto_dot_control__pb2
 
 GRPC_GENERATED_VERSION = '1.81.1'
 GRPC_VERSION = grpc.__version__
@@ -18,7 +18,7 @@ except ImportError:
 if _version_not_supported:
     raise RuntimeError(
         f'The grpc package installed is at version {GRPC_VERSION},'
-        + ' but the generated code in swarmrl/node/proto/control_pb2_grpc.py depends on'
+        + ' but the generated code in swarmrl/control/proto/control_pb2_grpc.py depends on'
         + f' grpcio>={GRPC_GENERATED_VERSION}.'
         + f' Please upgrade your grpc module to grpcio>={GRPC_GENERATED_VERSION}'
         + f' or downgrade your generated code using grpcio-tools<={GRPC_VERSION}.'
@@ -36,53 +36,53 @@ class NodeControlStub:
         """
         self.ListNodes = channel.unary_unary(
                 '/swarmrl.control.v1.NodeControl/ListNodes',
-                request_serializer=swarmrl_dot_node_dot_proto_dot_control__pb2.ListNodesRequest.SerializeToString,
-                response_deserializer=swarmrl_dot_node_dot_proto_dot_control__pb2.ListNodesReply.FromString,
+                request_serializer=swarmrl_dot_control_dot_proto_dot_control__pb2.ListNodesRequest.SerializeToString,
+                response_deserializer=swarmrl_dot_control_dot_proto_dot_control__pb2.ListNodesReply.FromString,
                 _registered_method=True)
         self.Status = channel.unary_unary(
                 '/swarmrl.control.v1.NodeControl/Status',
-                request_serializer=swarmrl_dot_node_dot_proto_dot_control__pb2.NodeRequest.SerializeToString,
-                response_deserializer=swarmrl_dot_node_dot_proto_dot_control__pb2.StatusReply.FromString,
+                request_serializer=swarmrl_dot_control_dot_proto_dot_control__pb2.NodeRequest.SerializeToString,
+                response_deserializer=swarmrl_dot_control_dot_proto_dot_control__pb2.StatusReply.FromString,
                 _registered_method=True)
         self.Peers = channel.unary_unary(
                 '/swarmrl.control.v1.NodeControl/Peers',
-                request_serializer=swarmrl_dot_node_dot_proto_dot_control__pb2.NodeRequest.SerializeToString,
-                response_deserializer=swarmrl_dot_node_dot_proto_dot_control__pb2.PeersReply.FromString,
+                request_serializer=swarmrl_dot_control_dot_proto_dot_control__pb2.NodeRequest.SerializeToString,
+                response_deserializer=swarmrl_dot_control_dot_proto_dot_control__pb2.PeersReply.FromString,
                 _registered_method=True)
         self.Pool = channel.unary_unary(
                 '/swarmrl.control.v1.NodeControl/Pool',
-                request_serializer=swarmrl_dot_node_dot_proto_dot_control__pb2.PoolRequest.SerializeToString,
-                response_deserializer=swarmrl_dot_node_dot_proto_dot_control__pb2.PoolReply.FromString,
+                request_serializer=swarmrl_dot_control_dot_proto_dot_control__pb2.PoolRequest.SerializeToString,
+                response_deserializer=swarmrl_dot_control_dot_proto_dot_control__pb2.PoolReply.FromString,
                 _registered_method=True)
         self.RecentRollouts = channel.unary_unary(
                 '/swarmrl.control.v1.NodeControl/RecentRollouts',
-                request_serializer=swarmrl_dot_node_dot_proto_dot_control__pb2.RecentRolloutsRequest.SerializeToString,
-                response_deserializer=swarmrl_dot_node_dot_proto_dot_control__pb2.RecentRolloutsReply.FromString,
+                request_serializer=swarmrl_dot_control_dot_proto_dot_control__pb2.RecentRolloutsRequest.SerializeToString,
+                response_deserializer=swarmrl_dot_control_dot_proto_dot_control__pb2.RecentRolloutsReply.FromString,
                 _registered_method=True)
         self.Metrics = channel.unary_stream(
                 '/swarmrl.control.v1.NodeControl/Metrics',
-                request_serializer=swarmrl_dot_node_dot_proto_dot_control__pb2.MetricsRequest.SerializeToString,
-                response_deserializer=swarmrl_dot_node_dot_proto_dot_control__pb2.MetricsUpdate.FromString,
+                request_serializer=swarmrl_dot_control_dot_proto_dot_control__pb2.MetricsRequest.SerializeToString,
+                response_deserializer=swarmrl_dot_control_dot_proto_dot_control__pb2.MetricsUpdate.FromString,
                 _registered_method=True)
         self.Config = channel.unary_unary(
                 '/swarmrl.control.v1.NodeControl/Config',
-                request_serializer=swarmrl_dot_node_dot_proto_dot_control__pb2.NodeRequest.SerializeToString,
-                response_deserializer=swarmrl_dot_node_dot_proto_dot_control__pb2.ConfigReply.FromString,
+                request_serializer=swarmrl_dot_control_dot_proto_dot_control__pb2.NodeRequest.SerializeToString,
+                response_deserializer=swarmrl_dot_control_dot_proto_dot_control__pb2.ConfigReply.FromString,
                 _registered_method=True)
         self.Pause = channel.unary_unary(
                 '/swarmrl.control.v1.NodeControl/Pause',
-                request_serializer=swarmrl_dot_node_dot_proto_dot_control__pb2.NodeRequest.SerializeToString,
-                response_deserializer=swarmrl_dot_node_dot_proto_dot_control__pb2.PauseReply.FromString,
+                request_serializer=swarmrl_dot_control_dot_proto_dot_control__pb2.NodeRequest.SerializeToString,
+                response_deserializer=swarmrl_dot_control_dot_proto_dot_control__pb2.PauseReply.FromString,
                 _registered_method=True)
         self.Resume = channel.unary_unary(
                 '/swarmrl.control.v1.NodeControl/Resume',
-                request_serializer=swarmrl_dot_node_dot_proto_dot_control__pb2.NodeRequest.SerializeToString,
-                response_deserializer=swarmrl_dot_node_dot_proto_dot_control__pb2.PauseReply.FromString,
+                request_serializer=swarmrl_dot_control_dot_proto_dot_control__pb2.NodeRequest.SerializeToString,
+                response_deserializer=swarmrl_dot_control_dot_proto_dot_control__pb2.PauseReply.FromString,
                 _registered_method=True)
         self.SubmitTask = channel.unary_unary(
                 '/swarmrl.control.v1.NodeControl/SubmitTask',
-                request_serializer=swarmrl_dot_node_dot_proto_dot_control__pb2.SubmitTaskRequest.SerializeToString,
-                response_deserializer=swarmrl_dot_node_dot_proto_dot_control__pb2.SubmitTaskReply.FromString,
+                request_serializer=swarmrl_dot_control_dot_proto_dot_control__pb2.SubmitTaskRequest.SerializeToString,
+                response_deserializer=swarmrl_dot_control_dot_proto_dot_control__pb2.SubmitTaskReply.FromString,
                 _registered_method=True)
 
 
@@ -163,53 +163,53 @@ def add_NodeControlServicer_to_server(servicer, server):
     rpc_method_handlers = {
             'ListNodes': grpc.unary_unary_rpc_method_handler(
                     servicer.ListNodes,
-                    request_deserializer=swarmrl_dot_node_dot_proto_dot_control__pb2.ListNodesRequest.FromString,
-                    response_serializer=swarmrl_dot_node_dot_proto_dot_control__pb2.ListNodesReply.SerializeToString,
+                    request_deserializer=swarmrl_dot_control_dot_proto_dot_control__pb2.ListNodesRequest.FromString,
+                    response_serializer=swarmrl_dot_control_dot_proto_dot_control__pb2.ListNodesReply.SerializeToString,
             ),
             'Status': grpc.unary_unary_rpc_method_handler(
                     servicer.Status,
-                    request_deserializer=swarmrl_dot_node_dot_proto_dot_control__pb2.NodeRequest.FromString,
-                    response_serializer=swarmrl_dot_node_dot_proto_dot_control__pb2.StatusReply.SerializeToString,
+                    request_deserializer=swarmrl_dot_control_dot_proto_dot_control__pb2.NodeRequest.FromString,
+                    response_serializer=swarmrl_dot_control_dot_proto_dot_control__pb2.StatusReply.SerializeToString,
             ),
             'Peers': grpc.unary_unary_rpc_method_handler(
                     servicer.Peers,
-                    request_deserializer=swarmrl_dot_node_dot_proto_dot_control__pb2.NodeRequest.FromString,
-                    response_serializer=swarmrl_dot_node_dot_proto_dot_control__pb2.PeersReply.SerializeToString,
+                    request_deserializer=swarmrl_dot_control_dot_proto_dot_control__pb2.NodeRequest.FromString,
+                    response_serializer=swarmrl_dot_control_dot_proto_dot_control__pb2.PeersReply.SerializeToString,
             ),
             'Pool': grpc.unary_unary_rpc_method_handler(
                     servicer.Pool,
-                    request_deserializer=swarmrl_dot_node_dot_proto_dot_control__pb2.PoolRequest.FromString,
-                    response_serializer=swarmrl_dot_node_dot_proto_dot_control__pb2.PoolReply.SerializeToString,
+                    request_deserializer=swarmrl_dot_control_dot_proto_dot_control__pb2.PoolRequest.FromString,
+                    response_serializer=swarmrl_dot_control_dot_proto_dot_control__pb2.PoolReply.SerializeToString,
             ),
             'RecentRollouts': grpc.unary_unary_rpc_method_handler(
                     servicer.RecentRollouts,
-                    request_deserializer=swarmrl_dot_node_dot_proto_dot_control__pb2.RecentRolloutsRequest.FromString,
-                    response_serializer=swarmrl_dot_node_dot_proto_dot_control__pb2.RecentRolloutsReply.SerializeToString,
+                    request_deserializer=swarmrl_dot_control_dot_proto_dot_control__pb2.RecentRolloutsRequest.FromString,
+                    response_serializer=swarmrl_dot_control_dot_proto_dot_control__pb2.RecentRolloutsReply.SerializeToString,
             ),
             'Metrics': grpc.unary_stream_rpc_method_handler(
                     servicer.Metrics,
-                    request_deserializer=swarmrl_dot_node_dot_proto_dot_control__pb2.MetricsRequest.FromString,
-                    response_serializer=swarmrl_dot_node_dot_proto_dot_control__pb2.MetricsUpdate.SerializeToString,
+                    request_deserializer=swarmrl_dot_control_dot_proto_dot_control__pb2.MetricsRequest.FromString,
+                    response_serializer=swarmrl_dot_control_dot_proto_dot_control__pb2.MetricsUpdate.SerializeToString,
             ),
             'Config': grpc.unary_unary_rpc_method_handler(
                     servicer.Config,
-                    request_deserializer=swarmrl_dot_node_dot_proto_dot_control__pb2.NodeRequest.FromString,
-                    response_serializer=swarmrl_dot_node_dot_proto_dot_control__pb2.ConfigReply.SerializeToString,
+                    request_deserializer=swarmrl_dot_control_dot_proto_dot_control__pb2.NodeRequest.FromString,
+                    response_serializer=swarmrl_dot_control_dot_proto_dot_control__pb2.ConfigReply.SerializeToString,
             ),
             'Pause': grpc.unary_unary_rpc_method_handler(
                     servicer.Pause,
-                    request_deserializer=swarmrl_dot_node_dot_proto_dot_control__pb2.NodeRequest.FromString,
-                    response_serializer=swarmrl_dot_node_dot_proto_dot_control__pb2.PauseReply.SerializeToString,
+                    request_deserializer=swarmrl_dot_control_dot_proto_dot_control__pb2.NodeRequest.FromString,
+                    response_serializer=swarmrl_dot_control_dot_proto_dot_control__pb2.PauseReply.SerializeToString,
             ),
             'Resume': grpc.unary_unary_rpc_method_handler(
                     servicer.Resume,
-                    request_deserializer=swarmrl_dot_node_dot_proto_dot_control__pb2.NodeRequest.FromString,
-                    response_serializer=swarmrl_dot_node_dot_proto_dot_control__pb2.PauseReply.SerializeToString,
+                    request_deserializer=swarmrl_dot_control_dot_proto_dot_control__pb2.NodeRequest.FromString,
+                    response_serializer=swarmrl_dot_control_dot_proto_dot_control__pb2.PauseReply.SerializeToString,
             ),
             'SubmitTask': grpc.unary_unary_rpc_method_handler(
                     servicer.SubmitTask,
-                    request_deserializer=swarmrl_dot_node_dot_proto_dot_control__pb2.SubmitTaskRequest.FromString,
-                    response_serializer=swarmrl_dot_node_dot_proto_dot_control__pb2.SubmitTaskReply.SerializeToString,
+                    request_deserializer=swarmrl_dot_control_dot_proto_dot_control__pb2.SubmitTaskRequest.FromString,
+                    response_serializer=swarmrl_dot_control_dot_proto_dot_control__pb2.SubmitTaskReply.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -237,8 +237,8 @@ class NodeControl:
             request,
             target,
             '/swarmrl.control.v1.NodeControl/ListNodes',
-            swarmrl_dot_node_dot_proto_dot_control__pb2.ListNodesRequest.SerializeToString,
-            swarmrl_dot_node_dot_proto_dot_control__pb2.ListNodesReply.FromString,
+            swarmrl_dot_control_dot_proto_dot_control__pb2.ListNodesRequest.SerializeToString,
+            swarmrl_dot_control_dot_proto_dot_control__pb2.ListNodesReply.FromString,
             options,
             channel_credentials,
             insecure,
@@ -264,8 +264,8 @@ class NodeControl:
             request,
             target,
             '/swarmrl.control.v1.NodeControl/Status',
-            swarmrl_dot_node_dot_proto_dot_control__pb2.NodeRequest.SerializeToString,
-            swarmrl_dot_node_dot_proto_dot_control__pb2.StatusReply.FromString,
+            swarmrl_dot_control_dot_proto_dot_control__pb2.NodeRequest.SerializeToString,
+            swarmrl_dot_control_dot_proto_dot_control__pb2.StatusReply.FromString,
             options,
             channel_credentials,
             insecure,
@@ -291,8 +291,8 @@ class NodeControl:
             request,
             target,
             '/swarmrl.control.v1.NodeControl/Peers',
-            swarmrl_dot_node_dot_proto_dot_control__pb2.NodeRequest.SerializeToString,
-            swarmrl_dot_node_dot_proto_dot_control__pb2.PeersReply.FromString,
+            swarmrl_dot_control_dot_proto_dot_control__pb2.NodeRequest.SerializeToString,
+            swarmrl_dot_control_dot_proto_dot_control__pb2.PeersReply.FromString,
             options,
             channel_credentials,
             insecure,
@@ -318,8 +318,8 @@ class NodeControl:
             request,
             target,
             '/swarmrl.control.v1.NodeControl/Pool',
-            swarmrl_dot_node_dot_proto_dot_control__pb2.PoolRequest.SerializeToString,
-            swarmrl_dot_node_dot_proto_dot_control__pb2.PoolReply.FromString,
+            swarmrl_dot_control_dot_proto_dot_control__pb2.PoolRequest.SerializeToString,
+            swarmrl_dot_control_dot_proto_dot_control__pb2.PoolReply.FromString,
             options,
             channel_credentials,
             insecure,
@@ -345,8 +345,8 @@ class NodeControl:
             request,
             target,
             '/swarmrl.control.v1.NodeControl/RecentRollouts',
-            swarmrl_dot_node_dot_proto_dot_control__pb2.RecentRolloutsRequest.SerializeToString,
-            swarmrl_dot_node_dot_proto_dot_control__pb2.RecentRolloutsReply.FromString,
+            swarmrl_dot_control_dot_proto_dot_control__pb2.RecentRolloutsRequest.SerializeToString,
+            swarmrl_dot_control_dot_proto_dot_control__pb2.RecentRolloutsReply.FromString,
             options,
             channel_credentials,
             insecure,
@@ -372,8 +372,8 @@ class NodeControl:
             request,
             target,
             '/swarmrl.control.v1.NodeControl/Metrics',
-            swarmrl_dot_node_dot_proto_dot_control__pb2.MetricsRequest.SerializeToString,
-            swarmrl_dot_node_dot_proto_dot_control__pb2.MetricsUpdate.FromString,
+            swarmrl_dot_control_dot_proto_dot_control__pb2.MetricsRequest.SerializeToString,
+            swarmrl_dot_control_dot_proto_dot_control__pb2.MetricsUpdate.FromString,
             options,
             channel_credentials,
             insecure,
@@ -399,8 +399,8 @@ class NodeControl:
             request,
             target,
             '/swarmrl.control.v1.NodeControl/Config',
-            swarmrl_dot_node_dot_proto_dot_control__pb2.NodeRequest.SerializeToString,
-            swarmrl_dot_node_dot_proto_dot_control__pb2.ConfigReply.FromString,
+            swarmrl_dot_control_dot_proto_dot_control__pb2.NodeRequest.SerializeToString,
+            swarmrl_dot_control_dot_proto_dot_control__pb2.ConfigReply.FromString,
             options,
             channel_credentials,
             insecure,
@@ -426,8 +426,8 @@ class NodeControl:
             request,
             target,
             '/swarmrl.control.v1.NodeControl/Pause',
-            swarmrl_dot_node_dot_proto_dot_control__pb2.NodeRequest.SerializeToString,
-            swarmrl_dot_node_dot_proto_dot_control__pb2.PauseReply.FromString,
+            swarmrl_dot_control_dot_proto_dot_control__pb2.NodeRequest.SerializeToString,
+            swarmrl_dot_control_dot_proto_dot_control__pb2.PauseReply.FromString,
             options,
             channel_credentials,
             insecure,
@@ -453,8 +453,8 @@ class NodeControl:
             request,
             target,
             '/swarmrl.control.v1.NodeControl/Resume',
-            swarmrl_dot_node_dot_proto_dot_control__pb2.NodeRequest.SerializeToString,
-            swarmrl_dot_node_dot_proto_dot_control__pb2.PauseReply.FromString,
+            swarmrl_dot_control_dot_proto_dot_control__pb2.NodeRequest.SerializeToString,
+            swarmrl_dot_control_dot_proto_dot_control__pb2.PauseReply.FromString,
             options,
             channel_credentials,
             insecure,
@@ -480,8 +480,8 @@ class NodeControl:
             request,
             target,
             '/swarmrl.control.v1.NodeControl/SubmitTask',
-            swarmrl_dot_node_dot_proto_dot_control__pb2.SubmitTaskRequest.SerializeToString,
-            swarmrl_dot_node_dot_proto_dot_control__pb2.SubmitTaskReply.FromString,
+            swarmrl_dot_control_dot_proto_dot_control__pb2.SubmitTaskRequest.SerializeToString,
+            swarmrl_dot_control_dot_proto_dot_control__pb2.SubmitTaskReply.FromString,
             options,
             channel_credentials,
             insecure,

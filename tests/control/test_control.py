@@ -19,11 +19,11 @@ import trio
 from _control_helpers import finished_sim, live_nodes, live_served, serve, serve_sim
 
 from swarmrl.config import ConfigError, ControlConfig, NodeConfig, parse_config, tomllib
-from swarmrl.node.control import resolve_token
-from swarmrl.node.control_client import ControlClient, InspectError, to_dict
-from swarmrl.node.inspection import node_now
+from swarmrl.control.client import ControlClient, InspectError, to_dict
+from swarmrl.control.inspection import node_now
+from swarmrl.control.proto import control_pb2 as pb
+from swarmrl.control.server import resolve_token
 from swarmrl.node.metrics import read_metrics
-from swarmrl.node.proto import control_pb2 as pb
 from swarmrl.simulator.runner import Simulation
 from swarmrl.simulator.serve import serve_simulation
 
@@ -320,8 +320,8 @@ def test_a_run_directory_gets_its_own_token_unless_told_otherwise(
 def test_followers_cannot_lock_out_other_clients(sim: Simulation) -> None:
     """At most MAX_FOLLOWERS followed metrics streams; the next is refused in one line, and
     every other call is still answered while they run."""
-    from swarmrl.node.control import MAX_FOLLOWERS
-    from swarmrl.node.proto import control_pb2_grpc as pb_grpc
+    from swarmrl.control.proto import control_pb2_grpc as pb_grpc
+    from swarmrl.control.server import MAX_FOLLOWERS
 
     handle = serve_sim(sim)
     channel = grpc.insecure_channel(handle.addr)
@@ -416,11 +416,11 @@ def test_generated_code_matches_the_proto(tmp_path: Path) -> None:
     from grpc_tools import protoc
 
     root = Path(__file__).resolve().parents[2]
-    proto = "swarmrl/node/proto/control.proto"
+    proto = "swarmrl/control/proto/control.proto"
     args = ["protoc", f"-I{root}", f"--python_out={tmp_path}", f"--pyi_out={tmp_path}",
             f"--grpc_python_out={tmp_path}", str(root / proto)]
     assert protoc.main(args) == 0
     for name in ("control_pb2.py", "control_pb2.pyi", "control_pb2_grpc.py"):
-        fresh = (tmp_path / "swarmrl/node/proto" / name).read_text()
-        committed = (root / "swarmrl/node/proto" / name).read_text()
+        fresh = (tmp_path / "swarmrl/control/proto" / name).read_text()
+        committed = (root / "swarmrl/control/proto" / name).read_text()
         assert fresh == committed, f"run: make proto ({name} is out of date)"

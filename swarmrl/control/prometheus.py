@@ -23,8 +23,8 @@ from prometheus_client.core import (
 from prometheus_client.registry import Collector
 
 from swarmrl.config import ConfigError, split_host_port
-from swarmrl.node import inspection as snap
-from swarmrl.node.inspection import Served, ServedNode
+from swarmrl.control import inspection as snap
+from swarmrl.control.inspection import Served, ServedNode
 from swarmrl.node.metrics import SUMMED
 
 ROW_GAUGES = {

@@ -17,8 +17,8 @@ from typing import Any, TypeVar
 
 from swarmrl import __version__
 from swarmrl.config import ConfigError, format_validation_error
+from swarmrl.control.proto import control_pb2 as pb
 from swarmrl.node.loop import Node
-from swarmrl.node.proto import control_pb2 as pb
 from swarmrl.protocol.messages import FreeFormTask, TaskSpec, task_key
 from swarmrl.tasks.bounds import TaskSpace
 

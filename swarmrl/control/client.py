@@ -12,8 +12,8 @@ from typing import Any
 
 import grpc
 
-from swarmrl.node.proto import control_pb2 as pb
-from swarmrl.node.proto import control_pb2_grpc as pb_grpc
+from swarmrl.control.proto import control_pb2 as pb
+from swarmrl.control.proto import control_pb2_grpc as pb_grpc
 
 CONTROL_ADDR_FILE = "control.addr"
 """Written into a run directory by whatever serves the API, so `inspect --dir` finds it."""
