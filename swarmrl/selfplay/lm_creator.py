@@ -167,8 +167,9 @@ class LMCreator:
                 for k, dup in zip(g.keys, g.duplicates, strict=True)
             ]
             self.last_rewards = rewards
-            out.append(ScoredGroup(g.prompt, g.completions, rewards, True,
-                                   f"creator:{g.step}", CREATOR_FAMILY, ""))
+            out.append(ScoredGroup(prompt=g.prompt, completions=g.completions, rewards=rewards,
+                                   local=True, task_key=f"creator:{g.step}",
+                                   family=CREATOR_FAMILY, answer=""))
         self.pending = keep
         if count is not None:
             count("lm_groups_trained", len(out))
