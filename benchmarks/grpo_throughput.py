@@ -67,7 +67,7 @@ from swarmrl.config import GenerationConfig, GRPOConfig  # noqa: E402
 from swarmrl.protocol.messages import TaskSpec  # noqa: E402
 from swarmrl.tasks import format_prompt, get_family, materialize, verify  # noqa: E402
 from swarmrl.training.generation import resolve_decode  # noqa: E402
-from swarmrl.training.learner import Group, Learner, seed_everything  # noqa: E402
+from swarmrl.training.learner import Learner, TokenGroup, seed_everything  # noqa: E402
 from swarmrl.training.policy import Policy  # noqa: E402
 from swarmrl.training.precision import machine_meta  # noqa: E402
 from swarmrl.training.tiny import build_tiny_model, build_tiny_tokenizer, param_count  # noqa: E402
@@ -179,7 +179,7 @@ class SwarmrlRunner:
         t_gen = time.perf_counter() - t0
         rewards = [verify(problem, s.text, self.style).reward for s in samples]
         self.prompt_tokens.append(len(samples[0].prompt_ids))
-        group = Group(samples[0].prompt_ids, [s.completion_ids for s in samples], rewards,
+        group = TokenGroup(samples[0].prompt_ids, [s.completion_ids for s in samples], rewards,
                       [s.truncated for s in samples])
         self.learner.train_step([group])
         dt = time.perf_counter() - t0

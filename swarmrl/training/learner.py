@@ -61,7 +61,7 @@ SIGNAL_EPS = 1e-6  # an advantage smaller than this carries no gradient worth a 
 
 
 @dataclass
-class Group:
+class TokenGroup:
     """One task's G completions as this policy's token ids, with this node's own rewards."""
 
     prompt_ids: list[int]
@@ -158,7 +158,7 @@ class Learner:
             self.ref_model = copy.deepcopy(policy.model).eval().requires_grad_(False)
 
     # --- the step --------------------------------------------------------------------------------
-    def train_step(self, groups: list[Group]) -> StepStats:
+    def train_step(self, groups: list[TokenGroup]) -> StepStats:
         t0 = time.perf_counter()
         stats = StepStats(groups=len(groups), policy_version=self.policy.version)
         if groups:
@@ -273,7 +273,7 @@ class Learner:
         return grpo_loss(p.logp, p.old, p.token_adv, p.mask, self.cfg, p.ref, max_tokens,
                          token_weights=p.weights)
 
-    def _rows(self, groups: list[Group], stats: StepStats) -> list[Row]:
+    def _rows(self, groups: list[TokenGroup], stats: StepStats) -> list[Row]:
         """A row per sequence of the groups worth training on; a group a teacher scored is
         worth it even when its rewards are all equal."""
         rows = []

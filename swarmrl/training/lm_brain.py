@@ -11,7 +11,7 @@ from typing import Any, TypeVar
 from swarmrl.config import ConfigError, NodeConfig
 from swarmrl.training.brain import Completion, RolloutRequest, ScoredGroup, TrainStats
 from swarmrl.training.distill_loss import score_tokens
-from swarmrl.training.learner import Group, Learner, seed_everything
+from swarmrl.training.learner import Learner, TokenGroup, seed_everything
 from swarmrl.training.policy import Policy, load_policy
 from swarmrl.training.surprise import excess_surprise
 from swarmrl.training.tiny import is_tiny
@@ -115,10 +115,10 @@ class LMBrain:
             return self._completion_ids(c)
         return self.policy.retokenize(c.text.replace(LOST_BYTES, ""), ended=not c.truncated)
 
-    def _to_ids(self, g: ScoredGroup) -> Group:
+    def _to_ids(self, g: ScoredGroup) -> TokenGroup:
         """Local completions keep their sampled ids; swarm text is re-tokenized with ours."""
         comps = [self._completion_ids(c) for c in g.completions]
-        return Group(
+        return TokenGroup(
             self.policy.encode_prompt(g.prompt),
             comps,
             list(g.rewards),

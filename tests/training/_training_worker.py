@@ -14,7 +14,7 @@ import sys
 import torch
 
 from swarmrl.config import GenerationConfig, GRPOConfig, ModelConfig
-from swarmrl.training.learner import Group, Learner, seed_everything
+from swarmrl.training.learner import Learner, TokenGroup, seed_everything
 from swarmrl.training.policy import load_policy
 
 torch.set_num_threads(1)
@@ -37,7 +37,7 @@ def run(ckpt: str, steps: int, log: str) -> None:
         prompts = [f"Q: {random.randint(0, 99)} + {random.randint(0, 99)} =\nA: <answer>"
                    for _ in range(2)]
         out = policy.generate(prompts, gen.group_size, gen)
-        groups = [Group(g[0].prompt_ids, [s.completion_ids for s in g],
+        groups = [TokenGroup(g[0].prompt_ids, [s.completion_ids for s in g],
                         [reward(s.text) for s in g], [s.truncated for s in g]) for g in out]
         stats = learner.train_step(groups)
         learner.save(ckpt, step, extra={"step": step, "note": ("resumable", 1)}, keep=2)

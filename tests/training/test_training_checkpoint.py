@@ -25,14 +25,14 @@ from swarmrl.training.checkpoint import (
     save_checkpoint,
     verify_checkpoint,
 )
-from swarmrl.training.learner import Group, Learner
+from swarmrl.training.learner import Learner, TokenGroup
 
 WORKER = Path(__file__).with_name("_training_worker.py")
 
 
 def one_step(learner: Learner) -> None:
     p = learner.policy.encode("Q: 1 + 1 =\nA: <answer>")
-    learner.train_step([Group(p, [[50, 256], [51, 256], [52, 53]], [1.0, 0.0, 0.0])])
+    learner.train_step([TokenGroup(p, [[50, 256], [51, 256], [52, 53]], [1.0, 0.0, 0.0])])
 
 
 def test_round_trip_restores_everything(tmp_path) -> None:
@@ -124,7 +124,7 @@ def test_resume_in_process_is_exact(tmp_path) -> None:
             g = out[0]
             rewards = [float(len(s.completion_ids) % 2) + 0.1 * i for i, s in enumerate(g)]
             losses.append(learner.train_step(
-                [Group(g[0].prompt_ids, [s.completion_ids for s in g], rewards)]).loss)
+                [TokenGroup(g[0].prompt_ids, [s.completion_ids for s in g], rewards)]).loss)
         return losses
 
     from swarmrl.config import GenerationConfig

@@ -11,7 +11,7 @@ from swarmrl.config import ConfigError, DistillConfig, GRPOConfig, NodeConfig, p
 from swarmrl.training.distill import TeacherSignal, grpo_weight, schedule_coef
 from swarmrl.training.distill_loss import distill_advantages, score_tokens
 from swarmrl.training.grpo import grpo_loss
-from swarmrl.training.learner import Group, Learner
+from swarmrl.training.learner import Learner, TokenGroup
 
 PROMPT = [81, 58, 32, 49, 32, 43, 32, 49, 10, 65, 58]  # "Q: 1 + 1\nA:"
 COMPS = [[50, 256], [51, 52, 256], [53, 54, 55], [50, 60, 256]]
@@ -121,7 +121,7 @@ def test_pure_distillation_pulls_the_student_towards_the_teacher() -> None:
     for _ in range(5):
         # Equal rewards: GRPO alone would skip this group; the teacher's signal trains it.
         signal = TeacherSignal(t_logp, coef=1.0, grpo_weight=0.0, clip=10.0)
-        st = student.train_step([Group(PROMPT, COMPS, [1.0] * 4, None, signal)])
+        st = student.train_step([TokenGroup(PROMPT, COMPS, [1.0] * 4, None, signal)])
         assert not st.skipped and st.groups_trained == 1 and st.groups_with_signal == 0
         assert st.distill["distill_share"] == 1.0 and st.distill["distill_tokens"] == 11
         gaps.append(_gap(student.policy, t_logp))
@@ -129,5 +129,5 @@ def test_pure_distillation_pulls_the_student_towards_the_teacher() -> None:
     assert all(b < a for a, b in zip(gaps, gaps[1:], strict=False)), gaps
     assert gaps[-1] < 0.6 * gaps[0], gaps
     # without a teacher the same group is skipped: no update
-    st = student.train_step([Group(PROMPT, COMPS, [1.0] * 4)])
+    st = student.train_step([TokenGroup(PROMPT, COMPS, [1.0] * 4)])
     assert st.skipped and st.distill == {}

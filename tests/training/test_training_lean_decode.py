@@ -19,7 +19,7 @@ from transformers import (
 
 from swarmrl.config import GenerationConfig, GRPOConfig
 from swarmrl.training.generation import FastBackend, resolve_decode
-from swarmrl.training.learner import Group, Learner
+from swarmrl.training.learner import Learner, TokenGroup
 from swarmrl.training.policy import Policy
 from swarmrl.training.tiny import build_tiny_tokenizer
 
@@ -72,7 +72,7 @@ def test_lean_weights_follow_the_policy_version() -> None:
     samples(pol, "lean")  # builds the lean weights at version 0
     learner = Learner(pol, GRPOConfig(learning_rate=5e-2, autocast="off"))
     prompt = pol.encode(PROMPTS[0])
-    learner.train_step([Group(prompt, [[50, pol.eos_id], [51, 52]], [1.0, 0.0])])
+    learner.train_step([TokenGroup(prompt, [[50, pol.eos_id], [51, 52]], [1.0, 0.0])])
     assert pol.version == 1
     assert samples(pol, "lean") == samples(pol, "model")
 

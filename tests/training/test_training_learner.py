@@ -9,16 +9,16 @@ import torch
 from _training_helpers import random_policy
 
 from swarmrl.config import GRPOConfig, NodeConfig
-from swarmrl.training.learner import Group, Learner
+from swarmrl.training.learner import Learner, TokenGroup
 from swarmrl.training.lm_brain import LMBrain
 from swarmrl.training.precision import fast_bf16
 
 PROMPT = [81, 58, 32, 49, 32, 43, 32, 49, 10, 65, 58]  # "Q: 1 + 1\nA:"
 
 
-def group(rewards=(1.0, 0.0, 0.0, 1.0), truncated=None) -> Group:
+def group(rewards=(1.0, 0.0, 0.0, 1.0), truncated=None) -> TokenGroup:
     comps = [[50, 256], [51, 256], [52, 53, 54], [50, 60, 256]][: len(rewards)]
-    return Group(PROMPT, comps, list(rewards), truncated)
+    return TokenGroup(PROMPT, comps, list(rewards), truncated)
 
 
 def weights(learner: Learner) -> list[torch.Tensor]:
@@ -175,10 +175,11 @@ def test_micro_batches_make_the_one_pass_update(loss_type: str, align: bool, mea
     """Passes of one or two groups, gradients accumulated: the gradient of one pass over the
     batch, with swarm groups (importance weights), a truncated row, two iterations (the clip),
     PCGrad and the swarm's value measured per part (sapo.adaptive), and the same figures."""
-    swarm = Group(PROMPT, [[50, 256], [52, 53], [51, 256], [52, 53, 54]], [0.0, 1.0, 1.0, 0.0],
-                  sender_logprobs=[-3.0, [-0.5, -4.0], -2.0, None], local=False)
-    other = Group([81, 58, 32, 50, 10, 65, 58], [[51], [52, 256], [50, 50, 50]], [1.0, 0.0, 0.5],
-                  truncated=[False, False, True])
+    swarm = TokenGroup(PROMPT, [[50, 256], [52, 53], [51, 256], [52, 53, 54]],
+                       [0.0, 1.0, 1.0, 0.0], sender_logprobs=[-3.0, [-0.5, -4.0], -2.0, None],
+                       local=False)
+    other = TokenGroup([81, 58, 32, 50, 10, 65, 58], [[51], [52, 256], [50, 50, 50]],
+                       [1.0, 0.0, 0.5], truncated=[False, False, True])
     groups = [group(), group((1.0, 1.0, 1.0, 1.0)), swarm, other]  # the second has no signal
 
     def step(micro: int) -> tuple[list[torch.Tensor], Any]:

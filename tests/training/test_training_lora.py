@@ -13,7 +13,7 @@ from _training_helpers import PROMPTS
 
 from swarmrl.config import ConfigError, GenerationConfig, GRPOConfig, LoRAConfig, ModelConfig
 from swarmrl.training.checkpoint import load_checkpoint, save_checkpoint
-from swarmrl.training.learner import Group, Learner
+from swarmrl.training.learner import Learner, TokenGroup
 from swarmrl.training.lora import merged_state_dict
 from swarmrl.training.policy import Policy, load_policy
 
@@ -31,10 +31,10 @@ def plain_policy(seed: int = 0) -> Policy:
                                    init_seed=seed), seed=seed)
 
 
-def batch(pol: Policy) -> list[Group]:
+def batch(pol: Policy) -> list[TokenGroup]:
     prompt = pol.encode(PROMPTS[0])
-    return [Group(prompt, [[50, 51, pol.eos_id], [52, 53]], [1.0, 0.0]),
-            Group(pol.encode(PROMPTS[1]), [[54, pol.eos_id], [55, 56, 57]], [0.0, 1.0])]
+    return [TokenGroup(prompt, [[50, 51, pol.eos_id], [52, 53]], [1.0, 0.0]),
+            TokenGroup(pol.encode(PROMPTS[1]), [[54, pol.eos_id], [55, 56, 57]], [0.0, 1.0])]
 
 
 def logprobs(pol: Policy) -> torch.Tensor:

@@ -11,7 +11,7 @@ from _training_helpers import PROMPTS, random_policy
 from swarmrl.config import GenerationConfig, GRPOConfig, NodeConfig
 from swarmrl.training.brain import RolloutRequest, ScoredGroup
 from swarmrl.training.grpo import grpo_loss, truncated_importance_weights
-from swarmrl.training.learner import Group, Learner
+from swarmrl.training.learner import Learner, TokenGroup
 from swarmrl.training.lm_brain import LMBrain
 
 PROMPT = [81, 58, 32, 49, 32, 43, 32, 49, 10, 65, 58]  # "Q: 1 + 1\nA:"
@@ -57,7 +57,7 @@ def _grad_norm(sampler_shift: float | None, cap: float) -> tuple[float, dict]:
         with torch.no_grad():
             logp, _ = policy.token_logprobs([PROMPT] * 4, COMPS)
         sampled = [(logp[i, : len(c)] + sampler_shift).tolist() for i, c in enumerate(COMPS)]
-    stats = learner.train_step([Group(PROMPT, COMPS, REWARDS, sampler_logprobs=sampled)])
+    stats = learner.train_step([TokenGroup(PROMPT, COMPS, REWARDS, sampler_logprobs=sampled)])
     return stats.grad_norm, stats.tis
 
 
@@ -80,7 +80,7 @@ def test_learner_weights_the_gradient() -> None:
 def test_rows_of_the_wrong_length_are_not_weighted() -> None:
     learner = Learner(random_policy(), GRPOConfig(autocast="off"))
     bad = [[-1.0]] * 4  # one log-prob for completions of 2-3 tokens: ignored, not misaligned
-    stats = learner.train_step([Group(PROMPT, COMPS, REWARDS, sampler_logprobs=bad)])
+    stats = learner.train_step([TokenGroup(PROMPT, COMPS, REWARDS, sampler_logprobs=bad)])
     assert not stats.skipped and stats.tis == {}
 
 
@@ -129,8 +129,8 @@ def test_brain_measures_the_samplers_mismatch() -> None:
 def _sender_step(senders: list, cap: float) -> tuple[float, dict]:
     """One step on the same group from the same init, its completions claimed by a peer."""
     learner = Learner(random_policy(), GRPOConfig(autocast="off"), sender_cap=cap)
-    groups = [Group(PROMPT, COMPS, REWARDS, sender_logprobs=senders, local=False),
-              Group(PROMPT, COMPS, [1.0] * 4)]  # no signal: not trained, no weight
+    groups = [TokenGroup(PROMPT, COMPS, REWARDS, sender_logprobs=senders, local=False),
+              TokenGroup(PROMPT, COMPS, [1.0] * 4)]  # no signal: not trained, no weight
     stats = learner.train_step(groups)
     weight = stats.group_weights[0]
     assert stats.group_weights[1] is None and weight is not None
@@ -168,10 +168,10 @@ def test_align_keeps_the_swarm_from_undoing_the_nodes_own_groups() -> None:
     """A swarm group that teaches exactly the opposite of the node's own: summed, the two
     cancel and nothing is learned; with sapo.align the swarm's gradient loses its component
     against ours, and the step is the one the node's own group alone would take."""
-    mine = Group(PROMPT, COMPS, REWARDS)
-    theirs = Group(PROMPT, COMPS, [1.0 - r for r in REWARDS], local=False)
+    mine = TokenGroup(PROMPT, COMPS, REWARDS)
+    theirs = TokenGroup(PROMPT, COMPS, [1.0 - r for r in REWARDS], local=False)
 
-    def step(groups: list[Group], align: bool) -> tuple[torch.Tensor, float, dict]:
+    def step(groups: list[TokenGroup], align: bool) -> tuple[torch.Tensor, float, dict]:
         policy = random_policy()
         before = torch.cat([p.detach().flatten().clone() for p in policy.model.parameters()])
         learner = Learner(policy, GRPOConfig(autocast="off"), align=align)
@@ -188,7 +188,7 @@ def test_align_keeps_the_swarm_from_undoing_the_nodes_own_groups() -> None:
     assert norm_aligned == pytest.approx(norm_alone / 2, rel=1e-4)
     assert torch.allclose(aligned, alone, atol=1e-6)  # Adam's first step: the gradient's sign
     # groups that agree are left alone: the cosine is logged and nothing is projected
-    _, norm_agree, st = step([mine, Group(PROMPT, COMPS, REWARDS, local=False)], align=True)
+    _, norm_agree, st = step([mine, TokenGroup(PROMPT, COMPS, REWARDS, local=False)], align=True)
     assert st["align_cos"] == pytest.approx(1.0, abs=1e-4)
     assert norm_agree == pytest.approx(norm_alone, rel=1e-4)
 
@@ -197,11 +197,11 @@ def test_the_swarms_value_is_what_its_gradient_does_for_the_nodes_own() -> None:
     """sapo.adaptive's measure: a swarm group that teaches what the node's own groups teach is
     worth as much per row as an own one; one that teaches the opposite, minus as much. The
     update itself is the one without the measurement."""
-    mine = [Group(PROMPT, COMPS, REWARDS), Group(PROMPT, COMPS, REWARDS)]  # halves A and B
-    same = Group(PROMPT, COMPS, REWARDS, local=False)
-    opposite = Group(PROMPT, COMPS, [1.0 - r for r in REWARDS], local=False)
+    mine = [TokenGroup(PROMPT, COMPS, REWARDS)] * 2  # halves A and B
+    same = TokenGroup(PROMPT, COMPS, REWARDS, local=False)
+    opposite = TokenGroup(PROMPT, COMPS, [1.0 - r for r in REWARDS], local=False)
 
-    def step(groups: list[Group], measure: bool, align: bool = False) -> tuple[list, dict]:
+    def step(groups: list[TokenGroup], measure: bool, align: bool = False) -> tuple[list, dict]:
         learner = Learner(random_policy(), GRPOConfig(autocast="off"), align=align,
                           measure=measure)
         stats = learner.train_step(groups)

@@ -15,7 +15,7 @@ from _training_helpers import PROMPTS
 from transformers import Qwen2Config, Qwen2ForCausalLM
 
 from swarmrl.config import GenerationConfig, GRPOConfig
-from swarmrl.training.learner import Group, Learner
+from swarmrl.training.learner import Learner, TokenGroup
 from swarmrl.training.policy import Policy
 from swarmrl.training.tiny import BYTE_VOCAB, TINY_VOCAB_SIZE, build_tiny_tokenizer
 from swarmrl.training.vllm_backend import VLLMBackend
@@ -67,7 +67,7 @@ def test_engine_follows_the_policy(policy) -> None:
     learner = Learner(policy, GRPOConfig(learning_rate=5e-3, autocast="off"))
     for _ in range(3):
         stats = learner.train_step([
-            Group(g[0].prompt_ids, [x.completion_ids for x in g],
+            TokenGroup(g[0].prompt_ids, [x.completion_ids for x in g],
                   [float(i % 2) for i in range(len(g))])
             for g in groups
         ])
@@ -77,7 +77,7 @@ def test_engine_follows_the_policy(policy) -> None:
     assert _gap(policy, after) < 0.05
 
     # With a lag of 1 the next version is sampled from the engine's current weights.
-    learner.train_step([Group(after[0].prompt_ids, [s.completion_ids for s in after[:4]],
+    learner.train_step([TokenGroup(after[0].prompt_ids, [s.completion_ids for s in after[:4]],
                               [1.0, 0.0, 1.0, 0.0])])
     policy.generate(PROMPTS[:1], 2, GEN.model_copy(update={"vllm_max_lag": 1}))
     assert backend.syncs == 2 and backend.engine_version == 3 and policy.version == 4
