@@ -1,6 +1,6 @@
 """Single-node learning: the warm-started tiny-4m trained alone through the node loop.
 
-`swarmrl.node.solo.train_alone` (the same loop `swarmrl train` runs) with a NodeConfig that only
+`swarmrl.daemon.solo.train_alone` (the same loop `swarmrl train` runs) with a NodeConfig that only
 picks the task (built-in arith, + and -, 1-2 digit operands, a recurring pool of 16 problems) and
 the step count; everything else is NodeConfig's defaults (GRPO lr 3e-5, 4 tasks x 8 completions
 per step, <= 16 new tokens, 'fast' generation, drop zero-advantage groups).
@@ -32,8 +32,8 @@ from typing import Any
 import torch
 
 from swarmrl.config import NodeConfig
+from swarmrl.daemon.solo import train_alone
 from swarmrl.node.metrics import read_metrics
-from swarmrl.node.solo import train_alone
 from swarmrl.training.precision import machine_meta
 
 BENCH = "learning"

@@ -215,7 +215,7 @@ def train(
         },
     )
     from swarmrl.config import ConfigError
-    from swarmrl.node.solo import train_alone
+    from swarmrl.daemon.solo import train_alone
 
     try:
         summary = train_alone(cfg, out, resume=resume, console=console)
@@ -395,8 +395,8 @@ def node_init(
 ) -> None:
     """Write a documented node.toml (and a key, mode 0600, if none) into --out."""
     from swarmrl.config import ConfigError
-    from swarmrl.node.daemon import node_toml
-    from swarmrl.node.genesis import load_genesis
+    from swarmrl.daemon.daemon import node_toml
+    from swarmrl.daemon.genesis import load_genesis
     from swarmrl.protocol import Identity, IdentityError
 
     config = out / "node.toml"
@@ -452,7 +452,7 @@ def node_run(
 ) -> None:
     """Run one node until SIGINT/SIGTERM (or --steps); it checkpoints and exits cleanly."""
     from swarmrl.config import ConfigError
-    from swarmrl.node.daemon import resolve_setup, run_daemon
+    from swarmrl.daemon.daemon import resolve_setup, run_daemon
 
     known = ("solver", "creator", "teacher", "bootstrap")
     for r in role or []:
@@ -489,7 +489,7 @@ def genesis_new(
 ) -> None:
     """Write a genesis file (versions read from this machine) and print its hash."""
     from swarmrl.config import ConfigError, load_toml
-    from swarmrl.node.genesis import genesis_toml, new_genesis
+    from swarmrl.daemon.genesis import genesis_toml, new_genesis
 
     if out.exists() and not force:
         fail(f"{out} exists (pass --force to overwrite it)")
@@ -520,7 +520,7 @@ def _parse_families(items: list[str]) -> dict[str, float]:
 def genesis_show(path: Annotated[Path, typer.Argument(help="A genesis file.")]) -> None:
     """Print a genesis file's hash and what it defines."""
     from swarmrl.config import ConfigError
-    from swarmrl.node.genesis import load_genesis
+    from swarmrl.daemon.genesis import load_genesis
 
     try:
         g = load_genesis(path)

@@ -281,7 +281,7 @@ def recent_rollouts(node: Node, limit: int, source: str) -> pb.RecentRolloutsRep
 
 # --- config and tasks ------------------------------------------------------------------------
 def config(node: Node) -> pb.ConfigReply:
-    from swarmrl.node.genesis import toml_key, toml_value
+    from swarmrl.config.toml_io import toml_key, toml_value
 
     data = node.cfg.model_dump(mode="json")
     if data.get("control", {}).get("token"):

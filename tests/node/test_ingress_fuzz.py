@@ -18,9 +18,9 @@ import trio
 from _node_helpers import group
 
 from swarmrl.config import NetworkConfig, NodeConfig
+from swarmrl.daemon.daemon import make_validator
 from swarmrl.net.libp2p_transport import Libp2pTransport
 from swarmrl.net.libp2p_wire import HELLO_PROTOCOL, request_protocol
-from swarmrl.node.daemon import make_validator
 from swarmrl.node.loop import Node
 from swarmrl.node.runtime import RealRuntime
 from swarmrl.protocol import Identity, encode, seal

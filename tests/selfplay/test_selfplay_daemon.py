@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "node"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "daemon"))
 from test_daemon import GENESIS, TINY_NODE, Daemon, wait_for, write  # noqa: E402
 
 

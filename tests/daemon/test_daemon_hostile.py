@@ -21,7 +21,7 @@ import trio
 from test_daemon import TINY_NODE, Daemon, runner, wait_for, write
 
 from swarmrl.cli import app
-from swarmrl.node.genesis import load_genesis
+from swarmrl.daemon.genesis import load_genesis
 from swarmrl.tasks.families import get_family, list_families
 
 pytestmark = [pytest.mark.network, pytest.mark.slow]

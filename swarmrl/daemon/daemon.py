@@ -28,8 +28,8 @@ from typing import Any
 import trio
 
 from swarmrl.config import ConfigError, NodeConfig, load_toml, parse_config
+from swarmrl.daemon.genesis import Genesis, explain_mismatch, load_genesis, private_handshake
 from swarmrl.net import topic_name
-from swarmrl.node.genesis import Genesis, explain_mismatch, load_genesis, private_handshake
 from swarmrl.node.loop import Node, StepResult
 from swarmrl.node.runtime import RealRuntime
 from swarmrl.protocol import DEFAULT_MAX_SIZE, Identity, ProtocolError, decode
@@ -603,7 +603,7 @@ def _toml_section(model: Any, prefix: str, active: dict[str, Any]) -> list[str]:
 
     from pydantic import BaseModel
 
-    from swarmrl.node.genesis import toml_value
+    from swarmrl.daemon.genesis import toml_value
 
     fields = type(model).model_fields
     scalars = [n for n in fields if not isinstance(getattr(model, n), BaseModel)]

@@ -27,21 +27,21 @@ from typer.testing import CliRunner
 
 from swarmrl.cli import app
 from swarmrl.config import ConfigError
-from swarmrl.net import topic_name
-from swarmrl.node.daemon import (
+from swarmrl.daemon.daemon import (
     TOPIC_KINDS,
     make_validator,
     node_toml,
     read_status,
     resolve_setup,
 )
-from swarmrl.node.genesis import (
+from swarmrl.daemon.genesis import (
     explain_mismatch,
     genesis_toml,
     handshake_bytes,
     load_genesis,
     new_genesis,
 )
+from swarmrl.net import topic_name
 from swarmrl.node.metrics import read_metrics
 from swarmrl.protocol import Identity, PeerCard, TeacherRequest, encode, seal
 from swarmrl.protocol.messages import PROTOCOL_VERSION
