@@ -274,9 +274,9 @@ def test_inspect_peers_says_who_teaches_whom() -> None:
     from _node_helpers import FixedRuntime, node_config, stub_node
     from rich.console import Console
 
+    from swarmrl.cli.inspect_view import peers_view
     from swarmrl.control import inspection
     from swarmrl.control.client import to_dict
-    from swarmrl.inspect_view import peers_view
     from swarmrl.node.peers import PeerInfo
 
     t = stub_node(node_config(name="t"), identity=ident(1), runtime=FixedRuntime())

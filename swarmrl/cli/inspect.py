@@ -18,7 +18,7 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 
-from swarmrl.cli_errors import EXIT_INSPECT, fail
+from swarmrl.cli.errors import EXIT_INSPECT, fail
 
 inspect_app = typer.Typer(
     help="Inspect and steer a running node or simulation: status, peers, pool, rollouts, "
@@ -110,8 +110,8 @@ def _call(c: Any, method: str, request: Any) -> dict[str, Any]:
 def status(node: NodeOpt = None, run_dir: DirOpt = None, token: TokenOpt = None,
            peer: PeerOpt = "", as_json: JsonOpt = False, timeout: TimeoutOpt = 5.0) -> None:
     """Who the node is, whether it is learning (reward trend), its pace, drops by reason."""
+    from swarmrl.cli.inspect_view import status_view
     from swarmrl.control.client import pb
-    from swarmrl.inspect_view import status_view
 
     with client(node, run_dir, token, timeout) as c:
         s = _call(c, "Status", pb.NodeRequest(node=peer))
@@ -122,8 +122,8 @@ def status(node: NodeOpt = None, run_dir: DirOpt = None, token: TokenOpt = None,
 def peers(node: NodeOpt = None, run_dir: DirOpt = None, token: TokenOpt = None,
           peer: PeerOpt = "", as_json: JsonOpt = False, timeout: TimeoutOpt = 5.0) -> None:
     """Who the node talks to: each peer's card, last seen, groups admitted and dropped (why)."""
+    from swarmrl.cli.inspect_view import peers_view
     from swarmrl.control.client import pb
-    from swarmrl.inspect_view import peers_view
 
     with client(node, run_dir, token, timeout) as c:
         p = _call(c, "Peers", pb.NodeRequest(node=peer))
@@ -135,8 +135,8 @@ def pool(node: NodeOpt = None, run_dir: DirOpt = None, token: TokenOpt = None,
          peer: PeerOpt = "", as_json: JsonOpt = False, timeout: TimeoutOpt = 5.0,
          limit: Annotated[int, typer.Option(help="Entries listed, newest first.")] = 20) -> None:
     """The swarm pool: size, share per peer, what was refused or evicted, newest entries."""
+    from swarmrl.cli.inspect_view import pool_view
     from swarmrl.control.client import pb
-    from swarmrl.inspect_view import pool_view
 
     with client(node, run_dir, token, timeout) as c:
         p = _call(c, "Pool", pb.PoolRequest(node=peer, limit=limit))
@@ -150,8 +150,8 @@ def rollouts(node: NodeOpt = None, run_dir: DirOpt = None, token: TokenOpt = Non
              source: Annotated[str, typer.Option(help="'local', 'external' or 'all'.")] = "all",
              full: Annotated[bool, typer.Option(help="Do not shorten texts.")] = False) -> None:
     """The last rollout groups trained on, with the completions and this node's rewards."""
+    from swarmrl.cli.inspect_view import rollouts_view
     from swarmrl.control.client import pb
-    from swarmrl.inspect_view import rollouts_view
 
     if source not in ("local", "external", "all"):
         fail(f"--source: {source!r} is not 'local', 'external' or 'all'", EXIT_INSPECT)
@@ -171,8 +171,8 @@ def metrics(node: NodeOpt = None, run_dir: DirOpt = None, token: TokenOpt = None
 
     With --json: one JSON object per line, each a step row (then, without --follow, one
     object {"counters": ...})."""
+    from swarmrl.cli.inspect_view import metrics_line, metrics_table
     from swarmrl.control.client import pb
-    from swarmrl.inspect_view import metrics_line, metrics_table
 
     req = pb.MetricsRequest(node=peer, follow=follow, last=max(last, -1))
     first = True
@@ -197,7 +197,7 @@ def metrics(node: NodeOpt = None, run_dir: DirOpt = None, token: TokenOpt = None
         if as_json:
             typer.echo(json.dumps({"counters": counters}))
         else:
-            from swarmrl.inspect_view import counts
+            from swarmrl.cli.inspect_view import counts
 
             out.print(f"counters: {counts(counters)}", highlight=False)
 
@@ -217,8 +217,8 @@ def config(node: NodeOpt = None, run_dir: DirOpt = None, token: TokenOpt = None,
 def nodes(node: NodeOpt = None, run_dir: DirOpt = None, token: TokenOpt = None,
           as_json: JsonOpt = False, timeout: TimeoutOpt = 5.0) -> None:
     """The nodes this server serves (a simulation serves all of its nodes)."""
+    from swarmrl.cli.inspect_view import nodes_view
     from swarmrl.control.client import pb
-    from swarmrl.inspect_view import nodes_view
 
     with client(node, run_dir, token, timeout) as c:
         n = _call(c, "ListNodes", pb.ListNodesRequest())
@@ -234,8 +234,8 @@ def top(node: NodeOpt = None, run_dir: DirOpt = None, token: TokenOpt = None,
     """A live view: reward sparkline and trend, pace, peers, pool, drops (Ctrl-C to quit)."""
     from rich.live import Live
 
+    from swarmrl.cli.inspect_view import top_view
     from swarmrl.control.client import pb
-    from swarmrl.inspect_view import top_view
 
     def frame(c: Any) -> Any:
         req = pb.NodeRequest(node=peer)

@@ -17,7 +17,7 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 
-from swarmrl.cli_errors import EXIT_INTERRUPTED, fail
+from swarmrl.cli.errors import EXIT_INTERRUPTED, fail
 
 app = typer.Typer(
     name="swarmrl",
@@ -50,7 +50,7 @@ genesis_app = typer.Typer(
     no_args_is_help=True,
 )
 app.add_typer(genesis_app, name="genesis")
-from swarmrl.inspect_cli import inspect_app  # noqa: E402 - light: typer and rich only
+from swarmrl.cli.inspect import inspect_app  # noqa: E402 - light: typer and rich only
 
 app.add_typer(inspect_app, name="inspect")
 
