@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from swarmrl import __version__
-from swarmrl.config import ConfigError, format_validation_error
+from swarmrl.config import ConfigError, format_validation_error, toml_document
 from swarmrl.control.proto import control_pb2 as pb
 from swarmrl.node.loop import Node
 from swarmrl.protocol.messages import FreeFormTask, TaskSpec, task_key
@@ -281,22 +281,10 @@ def recent_rollouts(node: Node, limit: int, source: str) -> pb.RecentRolloutsRep
 
 # --- config and tasks ------------------------------------------------------------------------
 def config(node: Node) -> pb.ConfigReply:
-    from swarmrl.config.toml_io import toml_key, toml_value
-
     data = node.cfg.model_dump(mode="json")
     if data.get("control", {}).get("token"):
         data["control"]["token"] = "(redacted)"
-    lines: list[str] = []
-    # TOML has no null: a None field is left out (it reads back as its default)
-    scalars = {k: v for k, v in data.items() if not isinstance(v, dict) and v is not None}
-    lines += [f"{toml_key(k)} = {toml_value(v)}" for k, v in scalars.items()]
-    for section, values in data.items():
-        if isinstance(values, dict):
-            lines += ["", f"[{toml_key(section)}]"]
-            lines += [
-                f"{toml_key(k)} = {toml_value(v)}" for k, v in values.items() if v is not None
-            ]
-    return pb.ConfigReply(json=json.dumps(data, indent=2), toml="\n".join(lines) + "\n")
+    return pb.ConfigReply(json=json.dumps(data, indent=2), toml=toml_document(data))
 
 
 def build_task(

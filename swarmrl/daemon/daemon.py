@@ -27,7 +27,7 @@ from typing import Any
 
 import trio
 
-from swarmrl.config import ConfigError, NodeConfig, load_toml, parse_config
+from swarmrl.config import ConfigError, NodeConfig, commented_toml, load_toml, parse_config
 from swarmrl.daemon.genesis import Genesis, explain_mismatch, load_genesis, private_handshake
 from swarmrl.net import topic_name
 from swarmrl.node.loop import Node, StepResult
@@ -595,31 +595,4 @@ def node_toml(
             "# beneath this file (the commented values below are the swarm's).",
         ]
     head += ["# Run: swarmrl node run --config node.toml [--bootstrap /ip4/.../p2p/<id>]", ""]
-    return "\n".join(head + _toml_section(effective, "", active)).rstrip() + "\n"
-
-
-def _toml_section(model: Any, prefix: str, active: dict[str, Any]) -> list[str]:
-    import textwrap
-
-    from pydantic import BaseModel
-
-    from swarmrl.daemon.genesis import toml_value
-
-    fields = type(model).model_fields
-    scalars = [n for n in fields if not isinstance(getattr(model, n), BaseModel)]
-    sections = [n for n in fields if isinstance(getattr(model, n), BaseModel)]
-    lines: list[str] = []
-    for name in scalars:
-        desc = fields[name].description or ""
-        lines += textwrap.wrap(desc, 98, initial_indent="# ", subsequent_indent="# ")
-        key = prefix + name
-        if key in active:
-            lines.append(f"{name} = {toml_value(active[key])}")
-        else:
-            lines.append(f"# {name} = {toml_value(getattr(model, name))}")
-    for name in sections:
-        desc = fields[name].description or ""
-        lines += ["", f"# {'=' * 96}", f"[{prefix}{name}]"]
-        lines += textwrap.wrap(desc, 98, initial_indent="# ", subsequent_indent="# ")
-        lines += _toml_section(getattr(model, name), f"{prefix}{name}.", active)
-    return lines
+    return "\n".join(head + commented_toml(effective, "", active)).rstrip() + "\n"

@@ -20,7 +20,16 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from swarmrl.config import ConfigError, NodeConfig, load_toml, parse_config
+from swarmrl.config import (
+    ConfigError,
+    NodeConfig,
+    field_comment,
+    load_toml,
+    parse_config,
+    toml_key,
+    toml_tables,
+    toml_value,
+)
 from swarmrl.protocol.messages import PROTOCOL_VERSION
 
 HANDSHAKE_PREFIX = "swarmrl-hello"
@@ -258,54 +267,19 @@ def genesis_toml(g: Genesis) -> str:
         "# Changing anything below (except comments) changes the hash, i.e. makes a new swarm.",
         "",
     ]
-    lines += _doc_line(Genesis, "swarm_id") + [f"swarm_id = {toml_value(g.swarm_id)}", ""]
-    lines += _doc_line(Genesis, "protocol_version")
+    lines += field_comment(Genesis, "swarm_id") + [f"swarm_id = {toml_value(g.swarm_id)}", ""]
+    lines += field_comment(Genesis, "protocol_version")
     lines += [f"protocol_version = {g.protocol_version}", ""]
-    lines += _doc_line(Genesis, "description") + [f"description = {toml_value(g.description)}", ""]
+    lines += field_comment(Genesis, "description")
+    lines += [f"description = {toml_value(g.description)}", ""]
     for name, fam in g.families.items():
         lines += [f"# Task family {name!r}: weight, generator version, verifier, params."]
         lines += [f"[families.{toml_key(name)}]"]
         lines += [f"{k} = {toml_value(v)}" for k, v in fam.model_dump().items()]
         lines += [""]
-    lines += _doc_line(Genesis, "defaults")
-    lines += _toml_tables("defaults", g.defaults)
+    lines += field_comment(Genesis, "defaults")
+    lines += toml_tables("defaults", g.defaults)
     return "\n".join(lines).rstrip() + "\n"
-
-
-def _doc_line(model: type[BaseModel], field: str) -> list[str]:
-    import textwrap
-
-    text = model.model_fields[field].description or ""
-    return textwrap.wrap(text, 98, initial_indent="# ", subsequent_indent="# ")
-
-
-def _toml_tables(prefix: str, data: dict[str, Any]) -> list[str]:
-    scalars = {k: v for k, v in data.items() if not isinstance(v, dict)}
-    tables = {k: v for k, v in data.items() if isinstance(v, dict)}
-    lines = [f"[{prefix}]"] + [f"{toml_key(k)} = {toml_value(v)}" for k, v in scalars.items()]
-    for key, sub in tables.items():
-        lines += [""] + _toml_tables(f"{prefix}.{toml_key(key)}", sub)
-    return lines
-
-
-# --- a tiny TOML writer (values only; tomllib reads, nothing in the stdlib writes) ------------
-def toml_key(key: str) -> str:
-    bare = key.replace("_", "").replace("-", "").isalnum() and key.isascii()
-    return key if bare else json.dumps(key)
-
-
-def toml_value(v: Any) -> str:
-    if isinstance(v, bool):
-        return "true" if v else "false"
-    if isinstance(v, (int, float)):
-        return repr(v)
-    if isinstance(v, str):
-        return json.dumps(v, ensure_ascii=False)  # a JSON string is a TOML basic string
-    if isinstance(v, (list, tuple)):
-        return "[" + ", ".join(toml_value(x) for x in v) + "]"
-    if isinstance(v, dict):
-        return "{" + ", ".join(f"{toml_key(k)} = {toml_value(x)}" for k, x in v.items()) + "}"
-    raise TypeError(f"cannot write {type(v).__name__} as TOML")
 
 
 def _deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
