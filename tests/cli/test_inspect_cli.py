@@ -189,6 +189,6 @@ def _wait_for_line(proc: subprocess.Popen[bytes], text: str) -> None:
 
 
 def _toml(data: dict[str, Any]) -> str:
-    from swarmrl.daemon.genesis import toml_key, toml_value
+    from swarmrl.config import toml_key, toml_value
 
     return "".join(f"{toml_key(k)} = {toml_value(v)}\n" for k, v in data.items())
