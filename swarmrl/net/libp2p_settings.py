@@ -1,7 +1,7 @@
 """What the libp2p transport reads of a node's network settings.
 
 ``swarmrl.config.NetworkConfig`` (the ``[network]`` section of a node config: defaults, bounds,
-validation, documentation) is the one implementation. config.py sits above net/ in the layers
+validation, documentation) is the one implementation. config/ sits above net/ in the layers
 (its validators check task families and bounds against tasks/, which sits beside net/), so net/
 describes the settings it reads here instead of importing them.
 """

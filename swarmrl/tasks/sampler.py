@@ -30,7 +30,7 @@ STATE_VERSION = 1
 @runtime_checkable
 class TaskMix(Protocol):
     """What the sampler reads of a node's tasks config: ``swarmrl.config.TaskConfig`` is the one
-    implementation. config.py sits above tasks/ in the layers (its validators check family names
+    implementation. config/ sits above tasks/ in the layers (its validators check family names
     and bounds against tasks/), so tasks/ describes it here instead of importing it."""
 
     families: dict[str, float]

@@ -27,7 +27,7 @@ def test_public_api_is_exported() -> None:
 
 
 def test_the_network_config_is_what_the_libp2p_transport_describes() -> None:
-    """net/ sits below config.py, so the libp2p transport describes the settings it reads
+    """net/ sits below config/, so the libp2p transport describes the settings it reads
     (NetworkSettings) instead of importing NetworkConfig: the two must not drift apart."""
     from swarmrl.config import NetworkConfig
     from swarmrl.net.libp2p_settings import NetworkSettings

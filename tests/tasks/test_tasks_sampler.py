@@ -23,7 +23,7 @@ def _keys(specs) -> list[str]:
 
 
 def test_the_tasks_config_is_what_the_sampler_describes() -> None:
-    """tasks/ sits below config.py, so the sampler describes the config it reads (TaskMix)
+    """tasks/ sits below config/, so the sampler describes the config it reads (TaskMix)
     instead of importing TaskConfig: the description must not drift from the real thing."""
     assert isinstance(TaskConfig(), TaskMix)
 
