@@ -1,5 +1,5 @@
 """``[sapo]`` and ``[guard]``: what a node takes from and gives to the swarm, and what it
-checks on everything that enters (training/sapo.py, node/guard.py)."""
+checks on everything that enters (swarm/sapo.py, swarm/guard.py)."""
 
 from __future__ import annotations
 
@@ -88,7 +88,7 @@ class SAPOConfig(_Section):
 
 
 class GuardConfig(_Section):
-    """What a node checks on everything that enters from the swarm (node/guard.py)."""
+    """What a node checks on everything that enters from the swarm (swarm/guard.py)."""
 
     enabled: bool = Field(
         default=True,
@@ -159,7 +159,7 @@ class GuardConfig(_Section):
         description="Score chosen external completions under the local policy and drop a "
         "group ('implausible') whose completions are far more surprising than this node's own "
         "samples: catches junk or corrupted reasoning around right answers "
-        "(node/plausibility.py). Language-model brains only (the simulator's stub has no "
+        "(swarm/plausibility.py). Language-model brains only (the simulator's stub has no "
         "policy to score with).",
     )
     plausibility_excess_nats: float = Field(

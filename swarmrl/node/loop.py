@@ -19,13 +19,9 @@ import trio
 from swarmrl import __version__
 from swarmrl.config import ConfigError, NodeConfig
 from swarmrl.net import Transport, topic_name
-from swarmrl.node.admission import Admission
 from swarmrl.node.evaluation import HeldOut
-from swarmrl.node.guard import Guard
 from swarmrl.node.inbox import ControlInbox
 from swarmrl.node.metrics import Metrics
-from swarmrl.node.peers import PeerTable
-from swarmrl.node.plausibility import Plausibility, sender_key
 from swarmrl.node.runtime import Runtime
 from swarmrl.node.student import DistillClient
 from swarmrl.node.teacher import TeacherService
@@ -40,13 +36,11 @@ from swarmrl.protocol.messages import (
     task_key,
 )
 from swarmrl.selfplay.agent import SelfPlay
-from swarmrl.tasks import TaskSampler, format_prompt, materialize, verify
-from swarmrl.tasks.bounds import TaskSpace
-from swarmrl.tasks.problem import Problem
-from swarmrl.tasks.sandbox import InProcessChecker, default_checker
-from swarmrl.training.brain import Brain, RolloutRequest, ScoredGroup, TrainStats
-from swarmrl.training.checkpoint_files import remove_stale_tmp, tuplify, verified_checkpoints
-from swarmrl.training.sapo import (
+from swarmrl.swarm.admission import Admission
+from swarmrl.swarm.guard import Guard
+from swarmrl.swarm.peers import PeerTable
+from swarmrl.swarm.plausibility import Plausibility, sender_key
+from swarmrl.swarm.sapo import (
     PoolEntry,
     Rescorer,
     SharingSplit,
@@ -55,6 +49,12 @@ from swarmrl.training.sapo import (
     select_external,
     to_wire,
 )
+from swarmrl.tasks import TaskSampler, format_prompt, materialize, verify
+from swarmrl.tasks.bounds import TaskSpace
+from swarmrl.tasks.problem import Problem
+from swarmrl.tasks.sandbox import InProcessChecker, default_checker
+from swarmrl.training.brain import Brain, RolloutRequest, ScoredGroup, TrainStats
+from swarmrl.training.checkpoint_files import remove_stale_tmp, tuplify, verified_checkpoints
 
 log = logging.getLogger("swarmrl.node")
 
@@ -263,7 +263,7 @@ class Node:
     async def _plausible(
         self, local: list[ScoredGroup], chosen: list[PoolEntry], external: list[ScoredGroup]
     ) -> tuple[list[PoolEntry], list[ScoredGroup]]:
-        """The guard's plausibility check of the chosen external groups (node/plausibility.py)."""
+        """The guard's plausibility check of the chosen external groups (swarm/plausibility.py)."""
         if not external or not self.plausibility.enabled(self.brain):
             return chosen, external
         own = Plausibility.reference(local)
@@ -284,7 +284,7 @@ class Node:
                 kept.append((entry, group))
             else:
                 # An honest peer's odd group is dropped for free; junk past the ceiling, or a
-                # peer whose groups are mostly implausible, pays (node/plausibility.py).
+                # peer whose groups are mostly implausible, pays (swarm/plausibility.py).
                 self.admission.drop_later(entry.sender, "implausible", charge=charge)
                 self.pool.discard(entry, "implausible")
         return [e for e, _ in kept], [g for _, g in kept]

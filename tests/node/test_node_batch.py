@@ -13,9 +13,7 @@ from hypothesis import strategies as st
 
 from swarmrl.node.loop import sampled_logprobs
 from swarmrl.protocol.messages import RolloutGroup, SamplerInfo
-from swarmrl.tasks import ArithFamily, format_prompt, register_family, unregister_family, verify
-from swarmrl.training.brain import Completion, ScoredGroup, TrainStats
-from swarmrl.training.sapo import (
+from swarmrl.swarm.sapo import (
     Rescorer,
     SharingSplit,
     SkillTracker,
@@ -24,6 +22,8 @@ from swarmrl.training.sapo import (
     select_external,
     to_wire,
 )
+from swarmrl.tasks import ArithFamily, format_prompt, register_family, unregister_family, verify
+from swarmrl.training.brain import Completion, ScoredGroup, TrainStats
 
 WEAK = "arith_weak_family"  # a second family, so the node can be strong at one, weak at other
 

@@ -277,7 +277,7 @@ def test_inspect_peers_says_who_teaches_whom() -> None:
     from swarmrl.cli.inspect_view import peers_view
     from swarmrl.control import inspection
     from swarmrl.control.client import to_dict
-    from swarmrl.node.peers import PeerInfo
+    from swarmrl.swarm.peers import PeerInfo
 
     t = stub_node(node_config(name="t"), identity=ident(1), runtime=FixedRuntime())
     info = t.peers.touch("12D3KooWStudent", t.started_at)

@@ -14,20 +14,66 @@ reputation.
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from swarmrl.protocol import ProtocolError, ReplayGuard, decode
 from swarmrl.protocol.messages import PROTOCOL_VERSION, PeerCard, RolloutGroup, TaskProposal
 from swarmrl.tasks.sandbox import CheckFailed
 
 if TYPE_CHECKING:
-    from swarmrl.node.loop import Node
+    from swarmrl.config import NodeConfig
+    from swarmrl.net import Transport
+    from swarmrl.swarm.guard import Guard
+    from swarmrl.swarm.peers import PeerTable
+    from swarmrl.swarm.sapo import Rescorer, SwarmPool
+    from swarmrl.tasks.sandbox import InProcessChecker
 
 log = logging.getLogger("swarmrl.node.admission")
 
 
+class _Clock(Protocol):
+    def now(self) -> float: ...
+
+
+class _Counters(Protocol):
+    def count(self, name: str, n: int = 1) -> None: ...
+
+
+class _ProposalIntake(Protocol):
+    """Self-play's two admission hooks (``selfplay/agent.py:SelfPlay``)."""
+
+    def observe_rollouts(self, group: RolloutGroup) -> None: ...
+
+    async def admit_proposal(self, msg: TaskProposal, sender: str, step: int) -> str | None: ...
+
+
+class AdmissionHost(Protocol):
+    """What admission reads of the node it guards (``node/loop.py:Node``, the one
+    implementation), read live on each message: the node's identity and step, its config
+    (swarm id), clock and counters; the intake parts it owns (guard, peer table, re-scorer,
+    sandbox checker, pool, self-play hooks); and its transport (vouch, learn a peer's addresses).
+
+    node/ sits above swarm/ in the layers, so the node is described here, not imported.
+    """
+
+    cfg: NodeConfig
+    runtime: _Clock
+    metrics: _Counters
+    guard: Guard
+    peers: PeerTable
+    rescorer: Rescorer
+    checker: InProcessChecker
+    pool: SwarmPool
+    selfplay: _ProposalIntake
+    transport: Transport
+    step: int
+
+    @property
+    def peer_id(self) -> str: ...
+
+
 class Admission:
-    def __init__(self, node: Node) -> None:
+    def __init__(self, node: AdmissionHost) -> None:
         self.node = node
         self.replay = ReplayGuard()
 

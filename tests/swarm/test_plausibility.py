@@ -11,9 +11,9 @@ from _node_helpers import FixedRuntime, OfflineTransport, group, ident, lm_confi
 
 from swarmrl.config import GuardConfig
 from swarmrl.node.loop import Node
-from swarmrl.node.plausibility import Plausibility
+from swarmrl.swarm.plausibility import Plausibility
+from swarmrl.swarm.sapo import PoolEntry
 from swarmrl.training.lm_brain import LMBrain
-from swarmrl.training.sapo import PoolEntry
 
 HONEST, JUNK, CORRUPT = ident(2), ident(3), ident(4)
 

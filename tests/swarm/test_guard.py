@@ -19,7 +19,7 @@ from _node_helpers import (
 from swarmrl.node.loop import Node
 from swarmrl.protocol import FreeFormTask, Identity, RolloutGroup, TaskSpec, encode, seal
 from swarmrl.protocol.messages import task_key
-from swarmrl.training.sapo import PoolEntry, select_external
+from swarmrl.swarm.sapo import PoolEntry, select_external
 
 ME, PEER, LIAR = ident(1), ident(2), ident(3)
 

@@ -8,7 +8,7 @@ from _node_helpers import group, sapo
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from swarmrl.training.sapo import SwarmPool
+from swarmrl.swarm.sapo import SwarmPool
 
 
 def counts(pool: SwarmPool) -> Counter[str]:
