@@ -18,13 +18,13 @@ import trio
 
 from swarmrl import __version__
 from swarmrl.config import ConfigError, NodeConfig
+from swarmrl.distill.student import DistillClient
+from swarmrl.distill.teacher import TeacherService
 from swarmrl.net import Transport, topic_name
 from swarmrl.node.evaluation import HeldOut
 from swarmrl.node.inbox import ControlInbox
 from swarmrl.node.metrics import Metrics
 from swarmrl.node.runtime import Runtime
-from swarmrl.node.student import DistillClient
-from swarmrl.node.teacher import TeacherService
 from swarmrl.protocol import Identity, SeqCounter, encode, seal
 from swarmrl.protocol.messages import (
     MAX_PER_TOKEN_LOGPROBS,

@@ -14,7 +14,7 @@ from __future__ import annotations
 import itertools
 import logging
 from collections import Counter
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import trio
 from pydantic import ValidationError
@@ -26,11 +26,15 @@ from swarmrl.training.brain import ScoredGroup
 from swarmrl.training.distill import TeacherSignal, grpo_weight, schedule_coef
 
 if TYPE_CHECKING:
-    from swarmrl.node.loop import Node
+    from swarmrl.config import NodeConfig
+    from swarmrl.net import Transport
+    from swarmrl.protocol import Identity, SeqCounter
+    from swarmrl.swarm.peers import PeerTable
+    from swarmrl.training.brain import Brain
 
 log = logging.getLogger("swarmrl.node.student")
 
-PROTOCOL = "teacher"  # the teacher's request/response protocol (node/teacher.py serves it)
+PROTOCOL = "teacher"  # the teacher's request/response protocol (distill/teacher.py serves it)
 BACKOFF_STEPS = 5  # a teacher that failed us is skipped this many steps (if others exist)
 LATENCY_EWMA = 0.3  # weight of the newest latency in 'least_loaded'
 
@@ -40,10 +44,40 @@ def can_ask(brain: Any) -> bool:
     return callable(getattr(brain, "encode_prompt", None))
 
 
+class _Clock(Protocol):
+    def now(self) -> float: ...
+
+
+class _Counters(Protocol):
+    def count(self, name: str, n: int = 1) -> None: ...
+
+
+class StudentHost(Protocol):
+    """What the student reads of the node it serves (``node/loop.py:Node``, the one
+    implementation): its config (distill, name), brain (prompt ids, tokenizer fingerprint),
+    identity, envelope counter and clock (to sign requests), counters, the peer table (teachers'
+    cards, served counts) and the transport it asks over.
+
+    node/ sits above distill/ in the layers, so the node is described here, not imported.
+    """
+
+    cfg: NodeConfig
+    brain: Brain
+    identity: Identity
+    seq: SeqCounter
+    runtime: _Clock
+    metrics: _Counters
+    peers: PeerTable
+    transport: Transport
+
+    @property
+    def peer_id(self) -> str: ...
+
+
 class DistillClient:
     """Finds teachers, asks one per step, and turns answers into ``TeacherSignal``s."""
 
-    def __init__(self, node: Node) -> None:
+    def __init__(self, node: StudentHost) -> None:
         self.node = node
         self.cfg = node.cfg.distill
         self.enabled = can_ask(node.brain)

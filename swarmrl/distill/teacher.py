@@ -17,7 +17,7 @@ from __future__ import annotations
 import logging
 from collections import OrderedDict, deque
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 import trio
 
@@ -26,9 +26,17 @@ from swarmrl.protocol import ProtocolError, decode, encode, seal
 from swarmrl.protocol.messages import TeacherReply, TeacherRequest
 
 if TYPE_CHECKING:
-    from swarmrl.node.loop import Node
+    from collections.abc import Callable
+
+    from swarmrl.config import NodeConfig
+    from swarmrl.net import Transport
+    from swarmrl.protocol import Identity, SeqCounter
+    from swarmrl.swarm.peers import PeerTable
+    from swarmrl.training.brain import Brain
 
 log = logging.getLogger("swarmrl.node.teacher")
+
+T = TypeVar("T")
 
 PROTOCOL = "teacher"
 MAX_BUCKETS = 4096  # peers remembered by the rate limiter (least recently seen forgotten)
@@ -77,10 +85,39 @@ def can_teach(brain: Any) -> bool:
     return callable(getattr(brain, "score_tokens", None)) and hasattr(brain, "vocab_size")
 
 
+class _Runtime(Protocol):
+    def now(self) -> float: ...
+
+    async def run(self, fn: Callable[[], T], work_tokens: Callable[[T], int]) -> T: ...
+
+
+class _Counters(Protocol):
+    def count(self, name: str, n: int = 1) -> None: ...
+
+
+class TeacherHost(Protocol):
+    """What the teacher reads of the node it serves (``node/loop.py:Node``, the one
+    implementation): its config (teacher, name), brain (scores tokens), identity, envelope
+    counter and runtime (to sign replies and run the scoring), counters, the peer table (served
+    counts) and the transport it serves on.
+
+    node/ sits above distill/ in the layers, so the node is described here, not imported.
+    """
+
+    cfg: NodeConfig
+    brain: Brain
+    identity: Identity
+    seq: SeqCounter
+    runtime: _Runtime
+    metrics: _Counters
+    peers: PeerTable
+    transport: Transport
+
+
 class TeacherService:
     """Serves ``teacher`` requests for one node while :meth:`serve` runs."""
 
-    def __init__(self, node: Node) -> None:
+    def __init__(self, node: TeacherHost) -> None:
         self.node = node
         self.cfg: TeacherConfig = node.cfg.teacher
         self.bucket = TokenBucket(self.cfg.peer_tokens_per_s, self.cfg.peer_burst_tokens)
