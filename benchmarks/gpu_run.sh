@@ -147,7 +147,7 @@ if site.is_dir():  # what a carried wheel needs and nothing here gives (informat
 bad = 0
 for mod in ("pydantic", "trio", "cryptography.hazmat.primitives.asymmetric.ed25519", "base58",
             "swarmrl.config", "swarmrl.protocol.messages", "swarmrl.tasks",
-            "swarmrl.training.lm_brain", "swarmrl.kernels", "liger_kernel.transformers",
+            "swarmrl.brain.lm", "swarmrl.kernels", "liger_kernel.transformers",
             "liger_kernel.chunked_loss"):
     try:
         importlib.import_module(mod)

@@ -70,12 +70,12 @@ def measure(model: str, arm: str, groups: int, warm: bool = True) -> dict[str, A
     threading.Thread(target=sample, daemon=True).start()
 
     mark("imports")  # before torch: the interpreter
+    from swarmrl.brain.base import RolloutRequest, ScoredGroup
+    from swarmrl.brain.lm import LMBrain
     from swarmrl.config import NodeConfig
     from swarmrl.node.loop import with_prompt_style
     from swarmrl.protocol import TaskSpec
     from swarmrl.tasks import format_prompt, get_family, materialize
-    from swarmrl.training.brain import RolloutRequest, ScoredGroup
-    from swarmrl.training.lm_brain import LMBrain
 
     mark("libraries")
     over = ARMS[arm]

@@ -101,13 +101,13 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 import torch  # noqa: E402
 
+from swarmrl.brain.base import RolloutRequest, ScoredGroup  # noqa: E402
+from swarmrl.brain.lm import LMBrain  # noqa: E402
 from swarmrl.config import NodeConfig  # noqa: E402
 from swarmrl.protocol.messages import task_key  # noqa: E402
 from swarmrl.tasks import TaskSampler, format_prompt, materialize, verify  # noqa: E402
-from swarmrl.training.brain import RolloutRequest, ScoredGroup  # noqa: E402
 from swarmrl.training.checkpoint import quiet_progress  # noqa: E402
 from swarmrl.training.generation import resolve_decode  # noqa: E402
-from swarmrl.training.lm_brain import LMBrain  # noqa: E402
 from swarmrl.training.policy import resolve_dtype  # noqa: E402
 from swarmrl.training.precision import machine_meta  # noqa: E402
 from swarmrl.training.tiny import (  # noqa: E402

@@ -32,12 +32,12 @@ from typing import Any
 
 from learning import smooth  # benchmarks/ is first on sys.path
 
+from swarmrl.brain.lm import LMBrain
 from swarmrl.config import NodeConfig, toml_document
 from swarmrl.node.loop import with_prompt_style
 from swarmrl.node.metrics import read_metrics
 from swarmrl.selfplay.evaluate import evaluate, heldout_sets
 from swarmrl.training.checkpoint_files import latest_checkpoint
-from swarmrl.training.lm_brain import LMBrain
 from swarmrl.training.precision import machine_meta
 
 BENCH = "real_model"

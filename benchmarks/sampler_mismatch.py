@@ -20,9 +20,9 @@ import statistics
 
 import torch
 
+from swarmrl.brain.base import RolloutRequest, ScoredGroup
+from swarmrl.brain.lm import LMBrain
 from swarmrl.config import NodeConfig
-from swarmrl.training.brain import RolloutRequest, ScoredGroup
-from swarmrl.training.lm_brain import LMBrain
 from swarmrl.training.precision import machine_meta
 
 PROMPTS = ["Q: 68 - 32 =\nA: <answer>", "Q: 5 + 7 =\nA: <answer>", "Q: 1 + 1 =\nA: <answer>",

@@ -11,6 +11,7 @@ from typing import Any
 
 import trio
 
+from swarmrl.brain.stub import StubBrain
 from swarmrl.config import ControlConfig, NodeConfig
 from swarmrl.control.inspection import Served, ServedNode
 from swarmrl.control.server import ControlHandle, start_control
@@ -21,7 +22,6 @@ from swarmrl.protocol import Identity
 from swarmrl.simulator.runner import Simulation, run_scenario
 from swarmrl.simulator.scenario import load_scenario
 from swarmrl.simulator.serve import served
-from swarmrl.simulator.stub import StubBrain
 
 STUB_SCENARIO: dict[str, Any] = {
     "name": "inspect",

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from swarmrl.brain.base import Brain, Completion, RolloutRequest
 from swarmrl.config import NodeConfig
-from swarmrl.training.brain import Brain, Completion, RolloutRequest
 
 
 def oracle_lm_brain(cfg: NodeConfig) -> Brain:
@@ -13,7 +13,7 @@ def oracle_lm_brain(cfg: NodeConfig) -> Brain:
     and nothing would train or cross the swarm. The injected completion is tokenized with the
     policy's own tokenizer, so the learner trains on it like any sampled completion.
     """
-    from swarmrl.training.lm_brain import LMBrain
+    from swarmrl.brain.lm import LMBrain
 
     class OracleLMBrain(LMBrain):
         def rollout(self, requests: list[RolloutRequest], group_size: int):

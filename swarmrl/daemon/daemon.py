@@ -27,6 +27,7 @@ from typing import Any
 
 import trio
 
+from swarmrl.brain.base import Brain, TrainStats
 from swarmrl.config import ConfigError, NodeConfig, commented_toml, load_toml, parse_config
 from swarmrl.daemon.genesis import Genesis, explain_mismatch, load_genesis, private_handshake
 from swarmrl.net import topic_name
@@ -35,7 +36,6 @@ from swarmrl.node.runtime import RealRuntime
 from swarmrl.protocol import DEFAULT_MAX_SIZE, Identity, ProtocolError, decode
 from swarmrl.protocol.atomic_file import write_json_atomic, write_text_atomic
 from swarmrl.protocol.errors import IdentityError
-from swarmrl.training.brain import Brain, TrainStats
 
 log = logging.getLogger("swarmrl.daemon")
 
@@ -312,7 +312,7 @@ def run_daemon(setup: DaemonSetup, verbose: bool = False) -> int:
 def _load_brain(cfg: NodeConfig) -> Brain:
     import torch
 
-    from swarmrl.training.lm_brain import LMBrain
+    from swarmrl.brain.lm import LMBrain
 
     if cfg.threads:
         torch.set_num_threads(cfg.threads)

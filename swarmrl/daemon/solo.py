@@ -27,7 +27,7 @@ def train_alone(
     cfg: NodeConfig, out: Path, resume: bool = True, console: Console | None = None
 ) -> dict[str, Any]:
     """Train ``cfg.steps`` steps in ``out``; returns a summary of the run."""
-    from swarmrl.training.lm_brain import LMBrain
+    from swarmrl.brain.lm import LMBrain
 
     out.mkdir(parents=True, exist_ok=True)
     brain = LMBrain.from_config(cfg, progress=console is not None)

@@ -19,18 +19,18 @@ from typing import TYPE_CHECKING, Any, Protocol
 import trio
 from pydantic import ValidationError
 
+from swarmrl.brain.base import ScoredGroup
 from swarmrl.net import RequestTimeout, TransportError
 from swarmrl.protocol import ProtocolError, decode, encode, seal
 from swarmrl.protocol.messages import TeacherReply, TeacherRequest
-from swarmrl.training.brain import ScoredGroup
 from swarmrl.training.distill import TeacherSignal, grpo_weight, schedule_coef
 
 if TYPE_CHECKING:
+    from swarmrl.brain.base import Brain
     from swarmrl.config import NodeConfig
     from swarmrl.net import Transport
     from swarmrl.protocol import Identity, SeqCounter
     from swarmrl.swarm.peers import PeerTable
-    from swarmrl.training.brain import Brain
 
 log = logging.getLogger("swarmrl.node.student")
 

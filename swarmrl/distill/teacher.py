@@ -28,11 +28,11 @@ from swarmrl.protocol.messages import TeacherReply, TeacherRequest
 if TYPE_CHECKING:
     from collections.abc import Callable
 
+    from swarmrl.brain.base import Brain
     from swarmrl.config import NodeConfig
     from swarmrl.net import Transport
     from swarmrl.protocol import Identity, SeqCounter
     from swarmrl.swarm.peers import PeerTable
-    from swarmrl.training.brain import Brain
 
 log = logging.getLogger("swarmrl.node.teacher")
 

@@ -17,6 +17,7 @@ from typing import Any
 import trio
 
 from swarmrl import __version__
+from swarmrl.brain.base import Brain, RolloutRequest, ScoredGroup, TrainStats
 from swarmrl.config import ConfigError, NodeConfig
 from swarmrl.distill.student import DistillClient
 from swarmrl.distill.teacher import TeacherService
@@ -53,7 +54,6 @@ from swarmrl.tasks import TaskSampler, format_prompt, materialize, verify
 from swarmrl.tasks.bounds import TaskSpace
 from swarmrl.tasks.problem import Problem
 from swarmrl.tasks.sandbox import InProcessChecker, default_checker
-from swarmrl.training.brain import Brain, RolloutRequest, ScoredGroup, TrainStats
 from swarmrl.training.checkpoint_files import remove_stale_tmp, tuplify, verified_checkpoints
 
 log = logging.getLogger("swarmrl.node")

@@ -25,6 +25,7 @@ from typing import Any, Protocol, TypeVar, runtime_checkable
 
 import trio
 
+from swarmrl.brain.base import Brain, Completion, RolloutRequest, ScoredGroup
 from swarmrl.config import NodeConfig
 from swarmrl.protocol.messages import (
     FreeFormTask,
@@ -43,7 +44,6 @@ from swarmrl.selfplay.queue import OwnTaskFilter, ProposalQueue
 from swarmrl.selfplay.tracker import Proposal, ProposalTracker
 from swarmrl.tasks import TaskSampler, derive_seed, materialize, verify
 from swarmrl.tasks.sandbox import CheckFailed, InProcessChecker
-from swarmrl.training.brain import Brain, Completion, RolloutRequest, ScoredGroup
 
 log = logging.getLogger("swarmrl.selfplay")
 

@@ -14,9 +14,9 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from swarmrl.brain.base import Completion, RolloutRequest, ScoredGroup
 from swarmrl.protocol.messages import FreeFormTask, TaskSpec
 from swarmrl.selfplay.tracker import Proposal
-from swarmrl.training.brain import Completion, RolloutRequest, ScoredGroup
 
 Count = Callable[[str, int], None]
 """Adds to the node's ``selfplay:<name>`` counter (``SelfPlay._count``)."""

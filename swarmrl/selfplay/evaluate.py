@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from swarmrl.brain.base import Brain, RolloutRequest
 from swarmrl.protocol.messages import TaskSpec, task_key
 from swarmrl.tasks import derive_seed, format_prompt, get_family, materialize, verify
-from swarmrl.training.brain import Brain, RolloutRequest
 
 ARITH_LEVELS: dict[str, dict[str, Any]] = {
     f"{d}d": {"ops": "+-", "min_digits": d, "max_digits": d, "terms": 2} for d in (1, 2, 3, 4, 5)

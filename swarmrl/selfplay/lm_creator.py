@@ -23,13 +23,13 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from swarmrl.brain.base import Completion, RolloutRequest, ScoredGroup
 from swarmrl.protocol.messages import MAX_ANSWER_CHARS, FreeFormTask, task_key
 from swarmrl.selfplay.creator import Count, Draft, Turn
 from swarmrl.selfplay.learnability import Kind, near_duplicate_fraction, proposal_reward
 from swarmrl.selfplay.tracker import Proposal
 from swarmrl.tasks import derive_seed, get_family, materialize
 from swarmrl.tasks.verifiers import parse_number
-from swarmrl.training.brain import Completion, RolloutRequest, ScoredGroup
 
 MAX_QUESTION_CHARS = 256
 MAX_REFERENCE_CHARS = min(64, MAX_ANSWER_CHARS)

@@ -19,11 +19,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from swarmrl.brain.base import ScoredGroup
 from swarmrl.protocol.messages import TaskSpec
 from swarmrl.selfplay.creator import Count, Draft, Turn
 from swarmrl.selfplay.tracker import Proposal
 from swarmrl.tasks import TaskError, derive_seed, get_family, materialize
-from swarmrl.training.brain import ScoredGroup
 
 PRIOR = 0.5
 """One pseudo-observation of this normalized reward per arm, so untried arms are not infinite."""

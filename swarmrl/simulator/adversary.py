@@ -22,12 +22,12 @@ from typing import Any
 
 import msgpack
 
+from swarmrl.brain.base import ScoredGroup
+from swarmrl.brain.stub import wrong_answer
 from swarmrl.node.loop import Node
 from swarmrl.protocol import encode, seal
 from swarmrl.protocol.codec import _signing_bytes
 from swarmrl.protocol.messages import FreeFormTask, RolloutGroup, SamplerInfo
-from swarmrl.simulator.stub import wrong_answer
-from swarmrl.training.brain import ScoredGroup
 
 KINDS = ("liar", "forger", "junk", "corrupt", "flood", "impersonator")
 

@@ -21,6 +21,8 @@ from typing import Any
 
 from rich.console import Console
 
+from swarmrl.brain.base import Brain
+from swarmrl.brain.stub import StubBrain, text_difficulty
 from swarmrl.config import NodeConfig
 from swarmrl.node.loop import with_prompt_style
 from swarmrl.protocol.atomic_file import write_json_atomic
@@ -30,9 +32,7 @@ from swarmrl.selfplay.parametric import build_arms
 from swarmrl.simulator.report import finish_figure, mean_sd, node_rows
 from swarmrl.simulator.runner import SimResult, make_brain, run_scenario
 from swarmrl.simulator.scenario import NodeSpec, Scenario, load_scenario
-from swarmrl.simulator.stub import StubBrain, text_difficulty
 from swarmrl.tasks import format_prompt, get_family, materialize
-from swarmrl.training.brain import Brain
 
 ARMS = ("solvers only", "with creator")
 STUB_LR = 0.1

@@ -24,6 +24,8 @@ from pathlib import Path
 import trio
 import trio.testing
 
+from swarmrl.brain.base import Brain
+from swarmrl.brain.stub import StubBrain
 from swarmrl.config import NodeConfig
 from swarmrl.net import LinkSpec, MemoryNetwork
 from swarmrl.node.loop import Node
@@ -31,9 +33,7 @@ from swarmrl.node.runtime import PacedRuntime, SimRuntime
 from swarmrl.protocol import Identity
 from swarmrl.simulator.adversary import adversary_node
 from swarmrl.simulator.scenario import NodeSpec, Scenario
-from swarmrl.simulator.stub import StubBrain
 from swarmrl.tasks.sandbox import InProcessChecker
-from swarmrl.training.brain import Brain
 
 log = logging.getLogger("swarmrl.sim")
 
@@ -61,7 +61,7 @@ class SimResult:
 def make_brain(spec: NodeSpec, cfg: NodeConfig) -> Brain:
     if spec.brain == "stub":
         return StubBrain(skills=spec.stub_skills, seed=cfg.seed)
-    from swarmrl.training.lm_brain import LMBrain
+    from swarmrl.brain.lm import LMBrain
 
     return LMBrain.from_config(cfg)
 

@@ -43,8 +43,8 @@ from typing import TypeVar
 
 import numpy as np
 
+from swarmrl.brain.base import ScoredGroup
 from swarmrl.config import GuardConfig
-from swarmrl.training.brain import ScoredGroup
 
 T = TypeVar("T")
 

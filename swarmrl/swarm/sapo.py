@@ -16,10 +16,10 @@ from collections import OrderedDict, defaultdict, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from swarmrl.brain.base import Completion, ScoredGroup
 from swarmrl.config import SAPOConfig
 from swarmrl.protocol.messages import RolloutGroup, task_key
 from swarmrl.tasks import Problem, format_prompt, materialize, verify
-from swarmrl.training.brain import Completion, ScoredGroup
 
 ANSWER_OPEN = "<answer>"
 

@@ -10,6 +10,7 @@ import pytest
 import trio
 from _node_helpers import ident, lm_config, run_virtual, stub_node
 
+from swarmrl.brain.lm import LMBrain
 from swarmrl.net import LinkSpec, MemoryNetwork
 from swarmrl.node.loop import Node
 from swarmrl.node.runtime import SimRuntime
@@ -22,7 +23,6 @@ from swarmrl.protocol import (
     seal,
 )
 from swarmrl.training.distill_loss import score_tokens
-from swarmrl.training.lm_brain import LMBrain
 
 PROMPT = [81, 58, 32, 49, 32, 43, 32, 49, 10, 65, 58]
 COMPS = [[50, 256], [51, 52, 256]]

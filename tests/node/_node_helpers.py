@@ -9,11 +9,11 @@ from typing import Any
 import trio
 import trio.testing
 
+from swarmrl.brain.stub import StubBrain
 from swarmrl.config import NodeConfig, SAPOConfig
 from swarmrl.node.loop import Node
 from swarmrl.node.runtime import SIM_EPOCH
 from swarmrl.protocol import Identity, RolloutGroup, SamplerInfo, TaskSpec
-from swarmrl.simulator.stub import StubBrain
 from swarmrl.tasks import Problem, materialize
 from swarmrl.tasks.sandbox import InProcessChecker
 

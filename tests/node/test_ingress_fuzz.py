@@ -17,6 +17,7 @@ import pytest
 import trio
 from _node_helpers import group
 
+from swarmrl.brain.stub import StubBrain
 from swarmrl.config import NetworkConfig, NodeConfig
 from swarmrl.daemon.daemon import make_validator
 from swarmrl.net.libp2p_transport import Libp2pTransport
@@ -25,7 +26,6 @@ from swarmrl.node.loop import Node
 from swarmrl.node.runtime import RealRuntime
 from swarmrl.protocol import Identity, encode, seal
 from swarmrl.protocol.codec import _signing_bytes
-from swarmrl.simulator.stub import StubBrain
 
 pytestmark = [pytest.mark.network, pytest.mark.slow]
 

@@ -11,6 +11,7 @@ from _node_helpers import group, node_config, problem, sapo, stub_node, wrong
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from swarmrl.brain.base import Completion, ScoredGroup, TrainStats
 from swarmrl.node.loop import sampled_logprobs
 from swarmrl.protocol.messages import RolloutGroup, SamplerInfo
 from swarmrl.swarm.sapo import (
@@ -23,7 +24,6 @@ from swarmrl.swarm.sapo import (
     to_wire,
 )
 from swarmrl.tasks import ArithFamily, format_prompt, register_family, unregister_family, verify
-from swarmrl.training.brain import Completion, ScoredGroup, TrainStats
 
 WEAK = "arith_weak_family"  # a second family, so the node can be strong at one, weak at other
 

@@ -6,10 +6,10 @@ from __future__ import annotations
 import trio
 from _node_helpers import FixedRuntime, OfflineTransport, ident, lm_config
 
+from swarmrl.brain.lm import LMBrain
 from swarmrl.node.evaluation import HeldOut
 from swarmrl.node.loop import Node
 from swarmrl.tasks import TaskSampler, materialize
-from swarmrl.training.lm_brain import LMBrain
 
 
 def _node(**kw) -> Node:

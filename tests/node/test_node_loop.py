@@ -15,12 +15,12 @@ from _node_helpers import (
     stub_node,
 )
 
+from swarmrl.brain.stub import StubBrain
 from swarmrl.net import LinkSpec, MemoryNetwork, topic_name
 from swarmrl.node.loop import Node
 from swarmrl.node.metrics import read_metrics
 from swarmrl.node.runtime import SimRuntime
 from swarmrl.protocol import PeerCard, encode, seal
-from swarmrl.simulator.stub import StubBrain
 
 ROW_KEYS = {
     "step",
@@ -137,9 +137,9 @@ def test_a_node_that_learns_nothing_says_so_once_with_what_to_change(
     GRPO has no signal. After NO_SIGNAL_STEPS such steps the node says so, once."""
     from _node_helpers import lm_config
 
+    from swarmrl.brain.lm import LMBrain
     from swarmrl.net import MemoryNetwork
     from swarmrl.node.loop import NO_SIGNAL_STEPS
-    from swarmrl.training.lm_brain import LMBrain
 
     cfg = lm_config(name="lost", steps=NO_SIGNAL_STEPS + 5, tasks={
         "families": {"arith": 1.0},
@@ -174,10 +174,10 @@ def test_prompt_style_auto_follows_the_tokenizer_and_chat_renders_its_template()
     rendering of the instruct text; 'chat' without a template is a one-line config error."""
     from _node_helpers import lm_config
 
+    from swarmrl.brain.base import RolloutRequest
+    from swarmrl.brain.lm import LMBrain
     from swarmrl.config import ConfigError
     from swarmrl.node.loop import with_prompt_style
-    from swarmrl.training.brain import RolloutRequest
-    from swarmrl.training.lm_brain import LMBrain
 
     cfg = lm_config(name="chatty", steps=2)
     assert cfg.tasks.prompt_style == "auto"

@@ -19,12 +19,12 @@ from _node_helpers import (
 )
 from _oracle import oracle_lm_brain
 
+from swarmrl.brain.stub import StubBrain
 from swarmrl.config import ConfigError
 from swarmrl.net import MemoryNetwork
 from swarmrl.node.loop import Node
 from swarmrl.node.metrics import read_metrics
 from swarmrl.node.runtime import SimRuntime
-from swarmrl.simulator.stub import StubBrain
 from swarmrl.training.checkpoint_files import verify_checkpoint, write_manifest
 
 

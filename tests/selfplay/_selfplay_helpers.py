@@ -5,11 +5,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from swarmrl.brain.stub import StubBrain
 from swarmrl.config import NodeConfig
 from swarmrl.node.loop import Node
 from swarmrl.node.runtime import SIM_EPOCH
 from swarmrl.protocol import Identity, encode, seal
-from swarmrl.simulator.stub import StubBrain
 
 NOW = SIM_EPOCH + 100.0
 

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import pytest
 
+from swarmrl.brain.base import Completion
 from swarmrl.protocol.messages import FreeFormTask, task_key
 from swarmrl.selfplay.lm_creator import LMCreator, creator_prompt, parse_problem
 from swarmrl.selfplay.parametric import ParametricCreator, build_arms
 from swarmrl.selfplay.queue import ProposalQueue
 from swarmrl.selfplay.tracker import ProposalTracker
 from swarmrl.tasks import TaskError, materialize
-from swarmrl.training.brain import Completion
 
 SPACE = {"arith": {"max_digits": [1, 2, 3, 4], "terms": [2]}}
 

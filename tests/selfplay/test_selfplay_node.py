@@ -8,11 +8,11 @@ import trio
 import trio.testing
 from _selfplay_helpers import config, ident, offline_node
 
+from swarmrl.brain.base import Completion, ScoredGroup
 from swarmrl.protocol import FreeFormTask, TaskSpec
 from swarmrl.protocol.messages import task_key
 from swarmrl.selfplay.agent import SelfPlayNode
 from swarmrl.selfplay.freeform import FreeFormCheck
-from swarmrl.training.brain import Completion, ScoredGroup
 
 
 def test_free_form_tasks_are_verified_only_when_the_reference_is_the_majority() -> None:

@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from swarmrl.brain.base import Brain, Completion, RolloutRequest
 from swarmrl.config import NodeConfig
 from swarmrl.protocol.messages import FreeFormTask
 from swarmrl.selfplay.lm_creator import CREATOR_FAMILY
@@ -15,7 +16,6 @@ from swarmrl.simulator.exp_selfplay import run_selfplay, selfplay_brain
 from swarmrl.simulator.report import node_rows
 from swarmrl.simulator.runner import make_brain, run_scenario
 from swarmrl.simulator.scenario import NodeSpec
-from swarmrl.training.brain import Brain, Completion, RolloutRequest
 
 DEFAULTS: dict[str, Any] = {
     "tasks": {"families": {"arith": 1.0}},
@@ -74,7 +74,7 @@ def _lm_creator_brain(spec: NodeSpec, cfg: NodeConfig) -> Brain:
     problem (a random tiny LM never writes one) and of a solver prompt the right answer."""
     if spec.brain != "lm":
         return make_brain(spec, cfg)
-    from swarmrl.training.lm_brain import LMBrain
+    from swarmrl.brain.lm import LMBrain
 
     class WritesProblems(LMBrain):
         def rollout(self, requests: list[RolloutRequest], group_size: int):

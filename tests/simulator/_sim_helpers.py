@@ -7,12 +7,12 @@ from typing import Any
 
 from _oracle import oracle_lm_brain
 
+from swarmrl.brain.base import Brain
 from swarmrl.config import NodeConfig
 from swarmrl.simulator import Scenario, load_scenario
 from swarmrl.simulator.report import node_rows
 from swarmrl.simulator.runner import SimResult, make_brain
 from swarmrl.simulator.scenario import NodeSpec
-from swarmrl.training.brain import Brain
 
 DEFAULTS: dict[str, Any] = {
     "tasks": {"families": {"arith": 1.0}, "pool_size": 8},

@@ -9,11 +9,11 @@ import pytest
 import trio
 from _node_helpers import FixedRuntime, OfflineTransport, group, ident, lm_config, problem
 
+from swarmrl.brain.lm import LMBrain
 from swarmrl.config import GuardConfig
 from swarmrl.node.loop import Node
 from swarmrl.swarm.plausibility import Plausibility
 from swarmrl.swarm.sapo import PoolEntry
-from swarmrl.training.lm_brain import LMBrain
 
 HONEST, JUNK, CORRUPT = ident(2), ident(3), ident(4)
 

@@ -8,9 +8,9 @@ import pytest
 import torch
 from _training_helpers import random_policy
 
+from swarmrl.brain.lm import LMBrain
 from swarmrl.config import GRPOConfig, NodeConfig
 from swarmrl.training.learner import Learner, TokenGroup
-from swarmrl.training.lm_brain import LMBrain
 from swarmrl.training.precision import fast_bf16
 
 PROMPT = [81, 58, 32, 49, 32, 43, 32, 49, 10, 65, 58]  # "Q: 1 + 1\nA:"

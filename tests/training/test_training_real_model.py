@@ -54,9 +54,9 @@ def test_import_refuses_to_overwrite_and_names_the_problem(smollm2: Path, tmp_pa
 def test_smollm2_trains_under_the_defaults_with_its_chat_template(
     smollm2: Path, tmp_path: Path
 ) -> None:
+    from swarmrl.brain.lm import LMBrain
     from swarmrl.config import NodeConfig, parse_config
     from swarmrl.node.loop import with_prompt_style
-    from swarmrl.training.lm_brain import LMBrain
 
     cfg = parse_config(NodeConfig, {"name": "smol", "model": {"name": str(smollm2)}})
     brain = LMBrain.from_config(cfg, progress=False)

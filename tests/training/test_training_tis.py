@@ -8,11 +8,11 @@ import pytest
 import torch
 from _training_helpers import PROMPTS, random_policy
 
+from swarmrl.brain.base import RolloutRequest, ScoredGroup
+from swarmrl.brain.lm import LMBrain
 from swarmrl.config import GenerationConfig, GRPOConfig, NodeConfig
-from swarmrl.training.brain import RolloutRequest, ScoredGroup
 from swarmrl.training.grpo import grpo_loss, truncated_importance_weights
 from swarmrl.training.learner import Learner, TokenGroup
-from swarmrl.training.lm_brain import LMBrain
 
 PROMPT = [81, 58, 32, 49, 32, 43, 32, 49, 10, 65, 58]  # "Q: 1 + 1\nA:"
 COMPS = [[50, 256], [51, 256], [52, 53, 54], [50, 60, 256]]

@@ -1,7 +1,7 @@
 """What the node loop needs from a learner: sample completions, learn from scored groups.
 
 The node loop talks to a ``Brain`` and nothing else, so the same loop drives a transformers
-policy (``training.lm_brain.LMBrain``) and the simulator's cheap stub learner. This module is
+policy (``brain.lm.LMBrain``) and the simulator's cheap stub learner. This module is
 plain data and a Protocol: no torch, so the loop and the simulator stay light.
 """
 

@@ -8,8 +8,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
+from swarmrl.brain.base import Completion, RolloutRequest, ScoredGroup, TrainStats
 from swarmrl.config import ConfigError, NodeConfig
-from swarmrl.training.brain import Completion, RolloutRequest, ScoredGroup, TrainStats
 from swarmrl.training.distill_loss import score_tokens
 from swarmrl.training.learner import Learner, TokenGroup, seed_everything
 from swarmrl.training.policy import Policy, load_policy

@@ -20,7 +20,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from swarmrl.training.brain import Completion, RolloutRequest, ScoredGroup, TrainStats
+from swarmrl.brain.base import Completion, RolloutRequest, ScoredGroup, TrainStats
 from swarmrl.training.checkpoint_files import tuplify, write_step_dir
 
 
