@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
+from swarmrl.config import NodeConfig
 from swarmrl.protocol.messages import FreeFormTask, TaskSpec
 from swarmrl.training.distill import TeacherSignal
 
@@ -102,3 +103,18 @@ class Brain(Protocol):
     def load(self, path: Path) -> dict[str, Any]:
         """Restore a checkpoint written by ``save``; returns its ``extra`` state."""
         ...
+
+
+def with_prompt_style(cfg: NodeConfig, brain: Brain | None) -> NodeConfig:
+    """``cfg`` with ``tasks.prompt_style`` resolved (never 'auto'): the brain says what suits
+    its model (:meth:`LMBrain.prompt_style`); no brain, or one without a tokenizer (the
+    simulator's stub), reads the tiny models' 'short'."""
+    requested = cfg.tasks.prompt_style
+    resolve = getattr(brain, "prompt_style", None)
+    if resolve is not None:
+        style = resolve(requested)
+    else:
+        style = "short" if requested == "auto" else requested
+    if style == requested:
+        return cfg
+    return cfg.model_copy(update={"tasks": cfg.tasks.model_copy(update={"prompt_style": style})})

@@ -16,24 +16,21 @@ from typing import Any
 
 import trio
 
-from swarmrl import __version__
-from swarmrl.brain.base import Brain, RolloutRequest, ScoredGroup, TrainStats
-from swarmrl.config import ConfigError, NodeConfig
+from swarmrl.brain.base import Brain, RolloutRequest, ScoredGroup, TrainStats, with_prompt_style
+from swarmrl.config import NodeConfig
 from swarmrl.distill.student import DistillClient
 from swarmrl.distill.teacher import TeacherService
 from swarmrl.net import Transport, topic_name
+from swarmrl.node.announce import peer_card, public_model_id, sampled_logprobs, sampler_info
 from swarmrl.node.evaluation import HeldOut
 from swarmrl.node.inbox import ControlInbox
 from swarmrl.node.metrics import Metrics
 from swarmrl.node.runtime import Runtime
+from swarmrl.node.signal_watch import SignalWatch
 from swarmrl.protocol import Identity, SeqCounter, encode, seal
 from swarmrl.protocol.messages import (
-    MAX_PER_TOKEN_LOGPROBS,
-    PROTOCOL_VERSION,
     PeerCard,
     RolloutGroup,
-    SampledLogprobs,
-    SamplerInfo,
     task_key,
 )
 from swarmrl.selfplay.agent import SelfPlay
@@ -54,22 +51,9 @@ from swarmrl.tasks import TaskSampler, format_prompt, materialize, verify
 from swarmrl.tasks.bounds import TaskSpace
 from swarmrl.tasks.problem import Problem
 from swarmrl.tasks.sandbox import InProcessChecker, default_checker
-from swarmrl.training.checkpoint_files import remove_stale_tmp, tuplify, verified_checkpoints
+from swarmrl.training.checkpoint_files import load_newest, tuplify
 
 log = logging.getLogger("swarmrl.node")
-
-
-NO_SIGNAL_STEPS = 20
-"""Steps in a row without a group with signal before the node says so (once per streak)."""
-
-
-def public_model_id(model_id: str) -> str:
-    """What a peer card says of the model: a hub id or tiny name as is, a local folder by its
-    last part only (its absolute path tells the whole swarm about this machine's disk)."""
-    path = Path(model_id)
-    if path.is_absolute() or model_id.startswith(("~", ".")) or path.exists():
-        return path.expanduser().name or "local"
-    return model_id
 
 
 @dataclass
@@ -80,21 +64,6 @@ class StepResult:
     local_groups: list[ScoredGroup]
     external_groups: list[ScoredGroup] = field(default_factory=list)
     external_senders: list[str] = field(default_factory=list)  # peer id of each external group
-
-
-def with_prompt_style(cfg: NodeConfig, brain: Brain | None) -> NodeConfig:
-    """``cfg`` with ``tasks.prompt_style`` resolved (never 'auto'): the brain says what suits
-    its model (:meth:`LMBrain.prompt_style`); no brain, or one without a tokenizer (the
-    simulator's stub), reads the tiny models' 'short'."""
-    requested = cfg.tasks.prompt_style
-    resolve = getattr(brain, "prompt_style", None)
-    if resolve is not None:
-        style = resolve(requested)
-    else:
-        style = "short" if requested == "auto" else requested
-    if style == requested:
-        return cfg
-    return cfg.model_copy(update={"tasks": cfg.tasks.model_copy(update={"prompt_style": style})})
 
 
 class Node:
@@ -146,8 +115,7 @@ class Node:
         self.started_at = runtime.now()
         self.recent: list[StepResult] = []
         self.public_model_id = public_model_id(brain.model_id)[:256]  # said in cards, groups
-        self._no_signal_steps = 0  # steps in a row whose groups all had equal rewards
-        self._said_no_signal = False  # the warning is said once per run, not every 20 steps
+        self.signal_watch = SignalWatch(cfg.name, self.metrics)  # says so when nothing teaches
         self.topics = {n: topic_name(cfg.swarm_id, n) for n in ("rollouts", "tasks", "peers")}
         self.selfplay = SelfPlay(self)  # creator / solver roles (swarmrl/selfplay/agent.py)
         # Free-form tasks from peers enter the pool once our own solvers verified them.
@@ -320,14 +288,7 @@ class Node:
     async def _publish_groups(self, groups: list[ScoredGroup]) -> None:
         if not self.cfg.sapo.publish:
             return
-        sampler = SamplerInfo(
-            model_id=self.public_model_id,
-            tokenizer_fingerprint=self.brain.tokenizer_fingerprint[:128],
-            policy_version=self.brain.policy_version,
-            temperature=self.cfg.generation.temperature,
-            top_p=self.cfg.generation.top_p,
-            max_new_tokens=self.cfg.generation.max_new_tokens,
-        )
+        sampler = sampler_info(self.cfg, self.brain, self.public_model_id)
         for g in groups:
             msg = RolloutGroup(
                 task=g.task,
@@ -355,17 +316,8 @@ class Node:
             await self.admission.admit(sender, data)
 
     def card(self) -> PeerCard:
-        return PeerCard(
-            peer_id=self.peer_id,
-            swarm_id=self.cfg.swarm_id,
-            roles=list(self.cfg.roles),
-            model_id=self.public_model_id,
-            tokenizer_fingerprint=self.brain.tokenizer_fingerprint[:128],
-            policy_version=self.brain.policy_version,
-            software_version=__version__,
-            protocol_version=PROTOCOL_VERSION,
-            listen_addrs=(self.cfg.network.announce or self.transport.listen_addrs())[:16],
-        )
+        addrs = self.cfg.network.announce or self.transport.listen_addrs()
+        return peer_card(self.cfg, self.brain, self.peer_id, self.public_model_id, addrs)
 
     async def _announce_loop(self) -> None:
         while True:
@@ -395,27 +347,7 @@ class Node:
         row.update(self.selfplay.metrics())
         self.metrics.log_step(row)
         self.recent = (self.recent + [r])[-32:]
-        self._watch_signal(r)
-
-    def _watch_signal(self, r: StepResult) -> None:
-        """Say once, in one line, when many steps in a row taught nothing: GRPO learns only from
-        groups whose rewards differ, and a model that never (or always) solves its tasks sees
-        none. A user would otherwise watch a reward of 0.000 forever without a word."""
-        self._no_signal_steps = 0 if r.stats.groups_with_signal else self._no_signal_steps + 1
-        if self._no_signal_steps != NO_SIGNAL_STEPS or self._said_no_signal:
-            return
-        self._said_no_signal = True
-        reward = r.reward if r.reward == r.reward else 0.0  # NaN when no group was sampled
-        if reward >= 0.99:
-            fix = "the tasks are too easy: raise tasks.family_params (more digits, terms)"
-        else:
-            fix = ("the model never solves its tasks: try tasks.prompt_style = 'instruct', a "
-                   "larger generation.max_new_tokens, tasks.format_reward = 0.2 or easier "
-                   "tasks.family_params")
-        log.warning("%s: no learning signal for %d steps (every group's completions got equal "
-                    "rewards, reward %.3f; GRPO learns nothing from them): %s", self.cfg.name,
-                    NO_SIGNAL_STEPS, reward, fix)
-        self.metrics.count("no_signal_warnings")
+        self.signal_watch.observe(r.reward, r.stats.groups_with_signal)
 
     def checkpoint_root(self) -> Path | None:
         return self.out_dir / "checkpoints" if self.out_dir else None
@@ -440,25 +372,11 @@ class Node:
         model's weights, a bad state file): it is skipped with a warning for the one before it.
         If none loads, ConfigError says so and nothing is deleted."""
         root = self.checkpoint_root()
-        if root is None or not root.is_dir():
+        path = None if root is None else load_newest(root, self._load_checkpoint, self.cfg.name)
+        if path is None:
             return False
-        remove_stale_tmp(root)  # what a writer killed mid-checkpoint left
-        tried = []
-        for path in verified_checkpoints(root):
-            try:
-                self._load_checkpoint(path)
-            except Exception as e:  # noqa: BLE001 - any reason a file does not load
-                why = f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
-                log.warning("%s: checkpoint %s does not load (%s); trying the one before",
-                            self.cfg.name, path, why[:300])
-                tried.append(f"{path.name} ({why[:120]})")
-                continue
-            log.info("resumed %s from %s at step %d", self.cfg.name, path, self.step)
-            return True
-        if tried:
-            raise ConfigError(f"no checkpoint under {root} loads: {'; '.join(tried)}; move "
-                              "them away to start from scratch")
-        return False
+        log.info("resumed %s from %s at step %d", self.cfg.name, path, self.step)
+        return True
 
     def _load_checkpoint(self, path: Path) -> None:
         extra = self.brain.load(path)
@@ -468,19 +386,6 @@ class Node:
         self.selfplay.load_state_dict(extra.get("selfplay", {}))
         self.split.load_state_dict(extra.get("sharing", {}))
         self.step = step
-
-
-def sampled_logprobs(g: ScoredGroup) -> SampledLogprobs | None:
-    """What a group tells peers of how likely its sampler found each completion (None when the
-    brain gave no log-probs). Per token only while the group is small; sums always."""
-    rows = [c.sampler_logprobs for c in g.completions]
-    if not rows or any(r is None for r in rows):
-        return None
-    rows = [[min(0.0, max(-1e4, x)) for x in r] for r in rows]
-    small = sum(map(len, rows)) <= MAX_PER_TOKEN_LOGPROBS
-    return SampledLogprobs(
-        sums=[sum(r) for r in rows], counts=[len(r) for r in rows], tokens=rows if small else None
-    )
 
 
 def _mean_reward(groups: list[ScoredGroup]) -> float:

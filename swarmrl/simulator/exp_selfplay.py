@@ -21,10 +21,9 @@ from typing import Any
 
 from rich.console import Console
 
-from swarmrl.brain.base import Brain
+from swarmrl.brain.base import Brain, with_prompt_style
 from swarmrl.brain.stub import StubBrain, text_difficulty
 from swarmrl.config import NodeConfig
-from swarmrl.node.loop import with_prompt_style
 from swarmrl.protocol.atomic_file import write_json_atomic
 from swarmrl.selfplay.evaluate import evaluate as evaluate_brain
 from swarmrl.selfplay.evaluate import heldout_sets

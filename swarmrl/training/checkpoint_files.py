@@ -10,12 +10,17 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import shutil
 import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
+
+from swarmrl.config import ConfigError
+
+log = logging.getLogger("swarmrl.node")  # what a node says as it resumes
 
 FORMAT = 1
 MANIFEST = "manifest.json"
@@ -184,3 +189,28 @@ def verified_checkpoints(root: str | Path) -> list[Path]:
 def tuplify(x: object) -> object:
     """random.Random state comes back from JSON as lists; setstate wants tuples."""
     return tuple(tuplify(v) for v in x) if isinstance(x, list) else x
+
+
+def load_newest(root: Path, load: Callable[[Path], None], name: str) -> Path | None:
+    """Load the newest checkpoint under ``root`` that loads; returns it, or None when there is
+    none. A checkpoint whose files verify can still hold what this node cannot load (another
+    model's weights, a bad state file): ``load`` raises, and the one before is tried, with a
+    warning. If none loads, ConfigError says so and nothing is deleted."""
+    if not root.is_dir():
+        return None
+    remove_stale_tmp(root)  # what a writer killed mid-checkpoint left
+    tried = []
+    for path in verified_checkpoints(root):
+        try:
+            load(path)
+        except Exception as e:  # noqa: BLE001 - any reason a file does not load
+            why = f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
+            log.warning("%s: checkpoint %s does not load (%s); trying the one before",
+                        name, path, why[:300])
+            tried.append(f"{path.name} ({why[:120]})")
+            continue
+        return path
+    if tried:
+        raise ConfigError(f"no checkpoint under {root} loads: {'; '.join(tried)}; move "
+                          "them away to start from scratch")
+    return None

@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from swarmrl.brain.base import Completion, ScoredGroup, TrainStats
-from swarmrl.node.loop import sampled_logprobs
+from swarmrl.node.announce import sampled_logprobs
 from swarmrl.protocol.messages import RolloutGroup, SamplerInfo
 from swarmrl.swarm.sapo import (
     Rescorer,

@@ -115,7 +115,7 @@ def test_two_nodes_share_rollouts_while_an_attacker_floods_junk() -> None:
 
 
 def test_a_peer_card_names_a_local_model_by_its_folder_only(tmp_path: Path) -> None:
-    from swarmrl.node.loop import public_model_id
+    from swarmrl.node.announce import public_model_id
 
     folder = tmp_path / "models" / "smollm2-135m"
     folder.mkdir(parents=True)
@@ -139,7 +139,7 @@ def test_a_node_that_learns_nothing_says_so_once_with_what_to_change(
 
     from swarmrl.brain.lm import LMBrain
     from swarmrl.net import MemoryNetwork
-    from swarmrl.node.loop import NO_SIGNAL_STEPS
+    from swarmrl.node.signal_watch import NO_SIGNAL_STEPS
 
     cfg = lm_config(name="lost", steps=NO_SIGNAL_STEPS + 5, tasks={
         "families": {"arith": 1.0},
