@@ -376,8 +376,8 @@ def node_init(
 ) -> None:
     """Write a documented node.toml (and a key, mode 0600, if none) into --out."""
     from swarmrl.config import ConfigError
-    from swarmrl.daemon.daemon import node_toml
     from swarmrl.daemon.genesis import load_genesis
+    from swarmrl.daemon.node_init import node_toml
     from swarmrl.protocol import Identity, IdentityError
 
     config = out / "node.toml"
@@ -433,7 +433,8 @@ def node_run(
 ) -> None:
     """Run one node until SIGINT/SIGTERM (or --steps); it checkpoints and exits cleanly."""
     from swarmrl.config import ConfigError
-    from swarmrl.daemon.daemon import resolve_setup, run_daemon
+    from swarmrl.daemon.daemon import run_daemon
+    from swarmrl.daemon.resolve import resolve_setup
 
     known = ("solver", "creator", "teacher", "bootstrap")
     for r in role or []:

@@ -27,13 +27,6 @@ from typer.testing import CliRunner
 
 from swarmrl.cli import app
 from swarmrl.config import ConfigError
-from swarmrl.daemon.daemon import (
-    TOPIC_KINDS,
-    make_validator,
-    node_toml,
-    read_status,
-    resolve_setup,
-)
 from swarmrl.daemon.genesis import (
     explain_mismatch,
     genesis_toml,
@@ -41,6 +34,10 @@ from swarmrl.daemon.genesis import (
     load_genesis,
     new_genesis,
 )
+from swarmrl.daemon.node_init import node_toml
+from swarmrl.daemon.resolve import resolve_setup
+from swarmrl.daemon.validator import TOPIC_KINDS, make_validator
+from swarmrl.daemon.watcher import read_status
 from swarmrl.net import topic_name
 from swarmrl.node.metrics import read_metrics
 from swarmrl.protocol import Identity, PeerCard, TeacherRequest, encode, seal

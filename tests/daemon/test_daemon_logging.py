@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from swarmrl.daemon.daemon import LOG_FILE, setup_logging
+from swarmrl.daemon.logs import LOG_FILE, setup_logging
 
 
 @pytest.fixture

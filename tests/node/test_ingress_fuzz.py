@@ -19,7 +19,7 @@ from _node_helpers import group
 
 from swarmrl.brain.stub import StubBrain
 from swarmrl.config import NetworkConfig, NodeConfig
-from swarmrl.daemon.daemon import make_validator
+from swarmrl.daemon.validator import make_validator
 from swarmrl.net.libp2p_transport import Libp2pTransport
 from swarmrl.net.libp2p_wire import HELLO_PROTOCOL, request_protocol
 from swarmrl.node.loop import Node
