@@ -151,8 +151,8 @@ async def _serve_bootstrap(node: Node) -> None:
     async with trio.open_nursery() as nursery:
         # The node loop's own gossip paths: peer cards go through admission (the peer table,
         # and the transport learns each card's addresses); our own card is announced.
-        nursery.start_soon(node._receive, node.topics["peers"])
-        nursery.start_soon(node._announce_loop)
+        nursery.start_soon(node.receive, node.topics["peers"])
+        nursery.start_soon(node.announce_loop)
         # Gossipsub forwards only topics a node subscribes to, so join rollouts to relay them.
         nursery.start_soon(_drain, node, node.topics["rollouts"])
 

@@ -84,7 +84,7 @@ class Watcher:
     async def _maybe_announce(self) -> None:
         if self.card_due is not None and time.monotonic() >= self.card_due:
             self.card_due = None
-            await self.node._publish("peers", self.node.card())
+            await self.node.publish("peers", self.node.card())
 
     def write_status(self, state: str) -> None:
         node, cfg = self.node, self.setup.cfg

@@ -138,11 +138,11 @@ class Node:
             # The sandbox's worker starts (and imports the generators) now, not in the middle
             # of training when the first peer's task arrives.
             nursery.start_soon(self.checker.warm_up)
-            nursery.start_soon(self._receive, self.topics["rollouts"])
-            nursery.start_soon(self._receive, self.topics["peers"])
+            nursery.start_soon(self.receive, self.topics["rollouts"])
+            nursery.start_soon(self.receive, self.topics["peers"])
             if self.selfplay.solving:  # only solvers take proposals
-                nursery.start_soon(self._receive, self.topics["tasks"])
-            nursery.start_soon(self._announce_loop)
+                nursery.start_soon(self.receive, self.topics["tasks"])
+            nursery.start_soon(self.announce_loop)
             if self.teacher is not None:
                 nursery.start_soon(self.teacher.serve)
             while target == 0 or self.step < target:
@@ -298,9 +298,9 @@ class Node:
                 round=self.step,
                 logprobs=sampled_logprobs(g),
             )
-            await self._publish("rollouts", msg)
+            await self.publish("rollouts", msg)
 
-    async def _publish(self, name: str, msg: Any) -> None:
+    async def publish(self, name: str, msg: Any) -> None:
         now = self.runtime.now()
         try:
             data = encode(seal(msg, self.identity, seq=self.seq.next(), timestamp=now))
@@ -311,7 +311,7 @@ class Node:
         await self.transport.publish(self.topics[name], data)
         self.metrics.count(f"published:{name}")
 
-    async def _receive(self, topic_name: str) -> None:
+    async def receive(self, topic_name: str) -> None:
         async for sender, data in self.transport.subscribe(topic_name):
             await self.admission.admit(sender, data)
 
@@ -319,9 +319,9 @@ class Node:
         addrs = self.cfg.network.announce or self.transport.listen_addrs()
         return peer_card(self.cfg, self.brain, self.peer_id, self.public_model_id, addrs)
 
-    async def _announce_loop(self) -> None:
+    async def announce_loop(self) -> None:
         while True:
-            await self._publish("peers", self.card())
+            await self.publish("peers", self.card())
             await trio.sleep(self.cfg.peer_card_every_s)
 
     # --- records -------------------------------------------------------------------------

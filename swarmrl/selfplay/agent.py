@@ -85,7 +85,7 @@ class SelfPlayNode(Protocol):
     @property
     def peer_id(self) -> str: ...
 
-    async def _publish(self, name: str, msg: Any) -> None: ...
+    async def publish(self, name: str, msg: Any) -> None: ...
 
 
 class SelfPlay:
@@ -184,7 +184,7 @@ class SelfPlay:
 
     async def _send(self, task: Task, question: str) -> None:
         self.recent_questions.append(question)
-        await self.node._publish("tasks", TaskProposal(task=task, creator_round=self.node.step))
+        await self.node.publish("tasks", TaskProposal(task=task, creator_round=self.node.step))
         self._count("proposed")
         if self.solving:  # our own proposals never come back through gossip
             self.queue.offer(task, self.node.peer_id, self.node.step)

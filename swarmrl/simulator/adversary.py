@@ -86,7 +86,7 @@ class AdversaryNode(Node):
                 if self.kind == "impersonator" and self.victim:
                     await self.transport.publish(self.topics["rollouts"], self._forged(msg))
                 else:
-                    await self._publish("rollouts", msg)
+                    await self.publish("rollouts", msg)
         if self.kind == "flood":
             await self._flood_junk()
 
