@@ -1,4 +1,4 @@
-"""``[network]``: the real network (libp2p); protocol/libp2p_settings.py describes what it
+"""``[network]``: the real network (libp2p); net/libp2p_settings.py describes what it
 reads of it (NetworkSettings)."""
 
 from __future__ import annotations
