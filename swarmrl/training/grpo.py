@@ -1,7 +1,7 @@
 """GRPO as pure functions: group advantages and the clipped policy-gradient loss.
 
 No model and no optimizer here, so every variant can be checked against numbers worked out by
-hand (tests/training/test_grpo.py). Names follow TRL where they overlap.
+hand (tests/training/test_training_grpo.py). Names follow TRL where they overlap.
 """
 
 from __future__ import annotations
