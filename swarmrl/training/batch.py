@@ -1,7 +1,7 @@
-"""The batch as the learner sees it: group advantages, a row per completion, passes of whole
-groups, and the parts whose gradients are taken apart (the node's own rows and the swarm's:
-PCGrad under ``sapo.align``; two halves of its own and the swarm's: the swarm's value under
-``sapo.adaptive``)."""
+"""The batch as the learner sees it: a row per completion, passes of whole groups, and the
+parts whose gradients are taken apart (the node's own rows and the swarm's: PCGrad under
+``sapo.align``; two halves of its own and the swarm's: the swarm's value under ``sapo.adaptive``).
+"""
 
 from __future__ import annotations
 
@@ -10,26 +10,6 @@ from dataclasses import dataclass
 import torch
 
 OWN_A, OWN_B, SWARM = 0, 1, 2  # the parts of a batch whose gradients sapo.adaptive compares
-ADV_EPS = 1e-4  # TRL's: keeps (r - mean) / std finite when every reward in a group is equal
-
-
-def group_advantages(
-    rewards: torch.Tensor, scale: str = "group", eps: float = ADV_EPS
-) -> torch.Tensor:
-    """Advantages of one group's rewards [G] (or many equal-size groups [N, G], along the last dim).
-
-    'group': (r - mean) / (std + eps), std unbiased as in TRL. 'none': r - mean (Dr. GRPO: the
-    std division over-weights groups that are nearly all right or all wrong).
-    """
-    rewards = rewards.float()
-    centered = rewards - rewards.mean(dim=-1, keepdim=True)
-    if scale == "none":
-        return centered
-    if scale != "group":
-        raise ValueError(f"unknown advantage scaling {scale!r}")
-    if rewards.shape[-1] < 2:
-        return torch.zeros_like(rewards)
-    return centered / (rewards.std(dim=-1, keepdim=True) + eps)
 
 
 @dataclass

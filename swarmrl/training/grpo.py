@@ -1,5 +1,4 @@
-"""GRPO as pure functions: the clipped policy-gradient loss and its importance weights
-(group advantages are built with the batch: training/batch.py).
+"""GRPO as pure functions: group advantages and the clipped policy-gradient loss.
 
 No model and no optimizer here, so every variant can be checked against numbers worked out by
 hand (tests/training/test_training_grpo.py). Names follow TRL where they overlap.
@@ -12,6 +11,27 @@ import torch
 from swarmrl.config import GRPOConfig
 from swarmrl.kernels import grpo_token_loss
 from swarmrl.kernels.grpo_loss import kl_penalty
+
+ADV_EPS = 1e-4  # TRL's: keeps (r - mean) / std finite when every reward in a group is equal
+
+
+def group_advantages(
+    rewards: torch.Tensor, scale: str = "group", eps: float = ADV_EPS
+) -> torch.Tensor:
+    """Advantages of one group's rewards [G] (or many equal-size groups [N, G], along the last dim).
+
+    'group': (r - mean) / (std + eps), std unbiased as in TRL. 'none': r - mean (Dr. GRPO: the
+    std division over-weights groups that are nearly all right or all wrong).
+    """
+    rewards = rewards.float()
+    centered = rewards - rewards.mean(dim=-1, keepdim=True)
+    if scale == "none":
+        return centered
+    if scale != "group":
+        raise ValueError(f"unknown advantage scaling {scale!r}")
+    if rewards.shape[-1] < 2:
+        return torch.zeros_like(rewards)
+    return centered / (rewards.std(dim=-1, keepdim=True) + eps)
 
 
 def aggregate(

@@ -32,7 +32,6 @@ from swarmrl.training.batch import (
     Pass,
     Row,
     assign_parts,
-    group_advantages,
     group_weights,
     micro_batches,
     part_grads,
@@ -48,6 +47,7 @@ from swarmrl.training.checkpoint import (
 from swarmrl.training.distill import TeacherSignal
 from swarmrl.training.distill_loss import distill_advantages
 from swarmrl.training.grpo import (
+    group_advantages,
     grpo_loss,
     sender_logprob_table,
     truncated_importance_weights,
@@ -255,8 +255,7 @@ class Learner:
     ) -> tuple[torch.Tensor, dict[str, float]]:
         """Forward one pass: its loss normalised within the pass (the caller scales it)."""
         with autocast(self.autocast, self.policy.device, p.seq_len):  # the loss stays fp32
-            p.logp, mask = sequence_logprobs(self.policy.model, p.prompts, p.comps,
-                                           self.policy.pad_id)
+            p.logp, mask = self.policy.token_logprobs(p.prompts, p.comps)
         p.mask = mask * p.keep[:, None]
         # Distillation makes advantages per token, against the log-probs the ratio uses.
         fixed = p.old if p.old is not None else p.logp
@@ -350,13 +349,12 @@ class Learner:
         """Old log-probs (only when several passes need a fixed ratio denominator) and ref's."""
         old = ref = None
         if self.cfg.num_iterations > 1:
-            old, _ = sequence_logprobs(self.policy.model, prompts, comps, self.policy.pad_id)
+            old, _ = self.policy.token_logprobs(prompts, comps)
         if self.ref_model is not None:
             ref, _ = sequence_logprobs(self.ref_model, prompts, comps, self.policy.pad_id)
         elif self.cfg.beta > 0:  # LoRA: the base model is the reference
             with self.policy.model.disable_adapter():
-                ref, _ = sequence_logprobs(self.policy.model, prompts, comps,
-                                           self.policy.pad_id)
+                ref, _ = self.policy.token_logprobs(prompts, comps)
         return old, ref
 
     # --- checkpoints -----------------------------------------------------------------------------

@@ -9,8 +9,7 @@ import torch
 
 from swarmrl.config import GRPOConfig
 from swarmrl.kernels.grpo_loss import kl_penalty
-from swarmrl.training.batch import group_advantages
-from swarmrl.training.grpo import grpo_loss
+from swarmrl.training.grpo import group_advantages, grpo_loss
 from swarmrl.training.logprobs import selective_logprobs
 
 

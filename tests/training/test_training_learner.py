@@ -10,7 +10,6 @@ from _training_helpers import random_policy
 
 from swarmrl.brain.lm import LMBrain
 from swarmrl.config import GRPOConfig, NodeConfig
-from swarmrl.training import learner as learner_module
 from swarmrl.training.learner import Learner, TokenGroup
 from swarmrl.training.precision import fast_bf16
 
@@ -76,8 +75,8 @@ def test_several_iterations_let_the_clip_act() -> None:
 def test_one_iteration_skips_the_old_logprob_forward(monkeypatch) -> None:
     learner = Learner(random_policy(), GRPOConfig(num_iterations=1))
     calls = []
-    orig = learner_module.sequence_logprobs  # every forward of the update goes through it
-    monkeypatch.setattr(learner_module, "sequence_logprobs",
+    orig = learner.policy.token_logprobs
+    monkeypatch.setattr(learner.policy, "token_logprobs",
                         lambda *a: calls.append(torch.is_grad_enabled()) or orig(*a))
     learner.train_step([group()])
     assert calls == [True]
